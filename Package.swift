@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+// statetap: a kernel-bypass packet pipeline that keeps mobile users' edge applications warm across edge nodes.
+import PackageDescription
+
+/// Hot modules (rings, decode, capture, flows, pipeline) are built with the same release settings; they use no
+/// Foundation, no async and no existentials on the per-packet path.
+let hotSwiftSettings: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "statetap",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "statetap", targets: ["statetap"]),
+        .library(name: "StatetapPipeline", targets: ["Pipeline"]),
+        .library(name: "PacketCraft", targets: ["PacketCraft"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries, found with pkg-config.
+        .systemLibrary(name: "CPcap", path: "CModules/CPcap", pkgConfig: "libpcap",
+                       providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CXDP", path: "CModules/CXDP", pkgConfig: "libxdp",
+                       providers: [.apt(["libxdp-dev", "libbpf-dev"])]),
+        .systemLibrary(name: "CLZ4", path: "CModules/CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+
+        // Compiles bpf/*.bpf.c with clang -target bpf; the objects become resources of XDPPrograms.
+        .plugin(name: "BPFCompilerPlugin", capability: .buildTool(), path: "Plugins/BPFCompilerPlugin"),
+
+        // Lock-free single-producer/single-consumer rings. Imports nothing of ours.
+        .target(name: "Rings", swiftSettings: hotSwiftSettings),
+        // L2-L4 and tunnel header decoding over borrowed bytes. Imports nothing of ours.
+        .target(name: "Decode", swiftSettings: hotSwiftSettings),
+        // Frame sources (capture files now, AF_XDP next), the frame pool and the Frame ownership token.
+        .target(name: "Capture", dependencies: ["CPcap", "Decode"], swiftSettings: hotSwiftSettings),
+        // Flow table, client/server orientation, device attribution, IP fragment reassembly.
+        .target(name: "Flows", dependencies: ["Decode"], swiftSettings: hotSwiftSettings),
+        // Wiring: source thread -> rings -> decode workers -> sink; statistics.
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows"],
+                swiftSettings: hotSwiftSettings),
+        // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
+        .target(name: "PacketCraft", dependencies: ["Decode"]),
+        // Compiled XDP programs, embedded as resources.
+        .target(name: "XDPPrograms", dependencies: ["CXDP"], plugins: ["BPFCompilerPlugin"]),
+
+        .executableTarget(
+            name: "statetap",
+            dependencies: [
+                "Pipeline", "PacketCraft", "Capture", "Decode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "RingsTests", dependencies: ["Rings"]),
+        .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
+        .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

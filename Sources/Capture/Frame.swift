@@ -1,0 +1,40 @@
+import Decode
+
+/// One captured frame, owned by exactly one pipeline stage at a time.
+///
+/// A `Frame` names a slot of a `FramePool` (or, in the next issue, a UMEM frame); the bytes stay where they were
+/// written and only this token travels between threads. It cannot be copied; it must end in
+/// `FramePool.release(_:)`, which consumes it. Dropping one anywhere else is a bug caught in debug builds.
+public struct Frame: ~Copyable, Sendable {
+    /// Slot index in the pool.
+    public let slot: UInt32
+    /// Captured length in bytes.
+    public let length: UInt32
+    /// Length on the wire (larger than `length` when the capture's snap length cut it).
+    public let originalLength: UInt32
+    /// Capture time, nanoseconds since the Unix epoch.
+    public let timestampNanoseconds: UInt64
+    /// How to decode the bytes.
+    public let linkType: LinkType
+
+    @usableFromInline
+    init(slot: UInt32, length: UInt32, originalLength: UInt32, timestampNanoseconds: UInt64, linkType: LinkType) {
+        self.slot = slot
+        self.length = length
+        self.originalLength = originalLength
+        self.timestampNanoseconds = timestampNanoseconds
+        self.linkType = linkType
+    }
+
+    /// Ends the token's life without the leak check; only the pool calls this.
+    @usableFromInline
+    consuming func retire() -> UInt32 {
+        let s = slot
+        discard self
+        return s
+    }
+
+    deinit {
+        assertionFailure("frame in slot \(slot) was dropped without being released to its pool")
+    }
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * statetap_common.h: constants shared by the XDP programs in bpf/ and the Swift side that loads them.
+ *
+ * Plain C only (no kernel or libbpf types), so it compiles under `clang -target bpf` and imports into Swift
+ * through a C module. Values are ABI between the kernel object and user space: they are stable and are never
+ * renumbered or reused. Add new entries just before the *_MAX sentinel.
+ */
+#ifndef STATETAP_COMMON_H
+#define STATETAP_COMMON_H
+
+/*
+ * Indices into the per-CPU counters map (`STATETAP_COUNTERS_MAP_NAME`). Each slot is a 64-bit counter per CPU;
+ * user space sums over CPUs.
+ */
+enum statetap_xdp_counter {
+    /* Frame redirected to the AF_XDP socket bound to its rx queue (bpf_redirect_map succeeded). */
+    STATETAP_CTR_STEERED = 0,
+    /* Well-formed frame handed to the kernel stack (XDP_PASS): no socket on its queue, or not selected. */
+    STATETAP_CTR_PASSED = 1,
+    /* Frame too short for an Ethernet header; passed to the kernel stack untouched. */
+    STATETAP_CTR_MALFORMED = 2,
+    /* Number of counters (sentinel, sizes the map). Not a counter itself; moves when counters are added. */
+    STATETAP_CTR_MAX
+};
+
+/* Capacity of the XSKMAP: one slot per rx queue, indexed by the queue id. */
+#define STATETAP_XSKS_MAX_ENTRIES 64
+
+/* Names of the objects inside steer.bpf.o, as user space looks them up with libbpf. */
+#define STATETAP_STEER_PROG_NAME "statetap_steer" /* the SEC("xdp") program */
+#define STATETAP_XSKS_MAP_NAME "xsks_map"         /* BPF_MAP_TYPE_XSKMAP, rx queue id -> AF_XDP socket */
+#define STATETAP_COUNTERS_MAP_NAME "xdp_counters" /* BPF_MAP_TYPE_PERCPU_ARRAY, enum statetap_xdp_counter -> u64 */
+
+#endif /* STATETAP_COMMON_H */
