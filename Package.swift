@@ -29,6 +29,9 @@ let package = Package(
         .systemLibrary(name: "CLZ4", path: "CModules/CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
 
+        // C shims for what the importer cannot take (_GNU_SOURCE functions, macros); symbols prefixed statetap_.
+        .target(name: "CStatetapShims", path: "CModules/CStatetapShims"),
+
         // Compiles bpf/*.bpf.c with clang -target bpf; the objects become resources of XDPPrograms.
         .plugin(name: "BPFCompilerPlugin", capability: .buildTool(), path: "Plugins/BPFCompilerPlugin"),
 
@@ -41,7 +44,7 @@ let package = Package(
         // Flow table, client/server orientation, device attribution, IP fragment reassembly.
         .target(name: "Flows", dependencies: ["Decode"], swiftSettings: hotSwiftSettings),
         // Wiring: source thread -> rings -> decode workers -> sink; statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows"],
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),

@@ -30,7 +30,7 @@ public final class CaptureFileReader {
         guard let lt = Self.linkType(dlt: dlt) else {
             pcap_close(h)
             throw CaptureFileError(path: path, message: "unsupported link type \(name) (\(dlt)); statetap reads "
-                + "Ethernet, Linux cooked (SLL, SLL2) and raw IP captures")
+                + "Ethernet, Linux cooked (SLL, SLL2), BSD loopback and raw IP captures")
         }
         handle = h
         linkType = lt
@@ -43,7 +43,9 @@ public final class CaptureFileReader {
     /// Maps libpcap's DLT_* value to a link type (DLT_RAW is 12 on Linux, 14 on OpenBSD; 101 is LINKTYPE_RAW).
     static func linkType(dlt: Int32) -> LinkType? {
         switch dlt {
+        case 0: .null
         case 1: .ethernet
+        case 108: .loop
         case 12, 14, 101: .raw
         case 113: .linuxSLL
         case 276: .linuxSLL2

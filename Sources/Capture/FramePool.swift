@@ -76,6 +76,12 @@ public final class FramePool: @unchecked Sendable {
         if Int(slot) < frameCount { freeRegular.append(slot) } else { freeJumbo.append(slot) }
     }
 
+    /// Retires a frame that could not be returned through the normal path (a sizing bug): it is lost to the pool,
+    /// which is better than corrupting the free lists from a second thread.
+    public func releaseLeaked(_ frame: consuming Frame) {
+        _ = frame.retire()
+    }
+
     @inlinable func address(of slot: UInt32) -> UnsafeMutableRawPointer {
         let s = Int(slot)
         return s < frameCount ? base + s &* frameSize : base + jumboBase + (s - frameCount) &* jumboSize

@@ -37,6 +37,7 @@ public enum DecodeError: UInt8, CaseIterable, Sendable {
     case fragmentBudgetExceeded
     case fragmentTimeout
     case frameTooLarge
+    case loopbackTruncated
 
     /// Stable snake_case name used in summaries and JSON.
     public var name: String {
@@ -77,6 +78,7 @@ public enum DecodeError: UInt8, CaseIterable, Sendable {
         case .fragmentBudgetExceeded: "fragment_budget_exceeded"
         case .fragmentTimeout: "fragment_timeout"
         case .frameTooLarge: "frame_too_large"
+        case .loopbackTruncated: "loopback_truncated"
         }
     }
 }

@@ -47,7 +47,11 @@ public enum IPProtocol {
 
 /// Link types of captured frames (values are libpcap's LINKTYPE_* numbers).
 public enum LinkType: UInt16, Sendable, BitwiseCopyable {
+    /// BSD loopback: a 4-byte address family in the writer's byte order.
+    case null = 0
     case ethernet = 1
+    /// OpenBSD loopback: a 4-byte address family in network order.
+    case loop = 108
     case raw = 101
     case linuxSLL = 113
     case ipv4 = 228

@@ -30,6 +30,16 @@ public enum PacketDecoder {
             return ipv4(b, 0, b.count, &p)
         case .ipv6:
             return ipv6(b, 0, b.count, &p)
+        case .null, .loop:
+            guard b.count >= 4 else { return .malformed(.loopbackTruncated) }
+            // AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 depending on the OS that wrote the file.
+            let raw = b.loadUnaligned(as: UInt32.self)
+            let family = raw > 0xffff ? raw.byteSwapped : raw
+            switch family {
+            case 2: return ipv4(b, 4, b.count, &p)
+            case 10, 24, 28, 30: return ipv6(b, 4, b.count, &p)
+            default: p.note(.nonIP); return .notIP
+            }
         case .linuxSLL:
             // struct sll_header: packet type, ARPHRD type, address length, 8 address bytes, protocol.
             guard b.count >= 16 else { return .malformed(.sllTruncated) }

@@ -98,6 +98,28 @@ public final class SPSCRing<Element: ~Copyable>: @unchecked Sendable {
         return i
     }
 
+    /// Moves `element` into the next slot without making it visible to the consumer yet (like
+    /// `xsk_ring_prod__reserve`); `publish()` makes every such element visible at once. Returns the element back
+    /// when the ring is full. Publish before waiting for room, or the consumer never sees the pending elements.
+    @inlinable
+    public func enqueueUnpublished(_ element: consuming Element) -> Element? {
+        guard freeSlots(wanting: 1) > 0 else { return element }
+        (slots + Int(producerHead & mask)).initialize(to: element)
+        producerHead &+= 1
+        return nil
+    }
+
+    /// Makes every element enqueued so far visible to the consumer (like `xsk_ring_prod__submit`).
+    @inlinable
+    public func publish() {
+        // Pairs with the consumer's acquiring load of `head`.
+        head.store(producerHead, ordering: .releasing)
+    }
+
+    /// Elements enqueued but not yet published (producer side only).
+    @inlinable
+    public var unpublishedCount: Int { Int(producerHead &- head.load(ordering: .relaxed)) }
+
     /// Free slots right now (producer side only).
     @inlinable
     public var producerFreeCount: Int { Int(freeSlots(wanting: UInt32(capacity))) }

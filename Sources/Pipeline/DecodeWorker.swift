@@ -1,0 +1,165 @@
+import Capture
+import Decode
+import Flows
+import Rings
+import Synchronization
+
+/// One decode worker: takes frames from its input ring, decodes them, tracks flows, returns the frames to the
+/// source on its return ring and sends finished flows to the sink.
+final class DecodeWorker: @unchecked Sendable {
+    // @unchecked Sendable: after start, every stored var is touched only by the worker's own thread; the rings
+    // and atomics carry everything that crosses threads.
+
+    let id: Int
+    let input: SPSCRing<Frame>
+    let returns: SPSCRing<Frame>
+    let output: SPSCRing<FlowRecord>
+    let pool: FramePool
+    let batchSize: Int
+    let dropWhenFull: Bool
+    let flows: FlowTable
+    let reassembler: FragmentReassembler
+    var counters = WorkerCounters()
+    /// Set (releasing) when the worker has drained its input and flushed its flows.
+    let finished = Atomic<Bool>(false)
+    /// Packets processed so far, for progress reports (relaxed: statistics only).
+    let progress = Atomic<UInt64>(0)
+
+    private var packet = DecodedPacket()
+
+    init(id: Int, configuration c: PipelineConfiguration, pool: FramePool) {
+        self.id = id
+        self.pool = pool
+        self.batchSize = c.batchSize
+        self.dropWhenFull = c.onFullRing == .drop
+        input = SPSCRing(capacity: c.ringSize)
+        // Every frame of the pool fits: returning a frame never waits.
+        var returnCapacity = 2
+        while returnCapacity < pool.frameCount + pool.jumboCount { returnCapacity <<= 1 }
+        returns = SPSCRing(capacity: returnCapacity)
+        output = SPSCRing(capacity: 8192)
+        flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
+                          subscribers: c.subscribers)
+        reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,
+                                          timeoutNanoseconds: c.reassemblyTimeoutNanoseconds)
+    }
+
+    /// The worker thread's body; returns when the source has finished and the input ring is empty.
+    func run(sourceFinished: borrowing Atomic<Bool>) {
+        var backoff = Backoff()
+        while true {
+            let n = input.dequeueBatch(maxCount: batchSize) { frame in
+                self.process(frame)
+            }
+            if n > 0 {
+                returns.publish()
+                progress.store(counters.packets, ordering: .relaxed)
+                backoff.reset()
+                continue
+            }
+            // Pairs with the source's releasing store after its last publish: if it says finished, every frame
+            // it sent is visible, so one more empty dequeue means done.
+            if sourceFinished.load(ordering: .acquiring) && input.consumerAvailableCount == 0 { break }
+            backoff.wait()
+        }
+        flows.flush { e, reason in self.emit(e, reason) }
+        counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
+        counters.flows = flows.stats
+        counters.reassembly = reassembler.stats
+        progress.store(counters.packets, ordering: .relaxed)
+        // Pairs with the sink's acquiring load: every record this worker produced is published.
+        finished.store(true, ordering: .releasing)
+    }
+
+    /// Decodes one frame and hands it back to the source.
+    @inline(__always)
+    func process(_ frame: consuming Frame) {
+        let bytes = pool.bytes(of: frame)
+        let ts = frame.timestampNanoseconds
+        counters.packets &+= 1
+        counters.bytes &+= UInt64(frame.originalLength)
+        if ts < counters.firstTimestamp { counters.firstTimestamp = ts }
+        if ts > counters.lastTimestamp { counters.lastTimestamp = ts }
+        var outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &packet)
+        // Fragments: reassemble; a completed datagram continues decoding (and may itself be a fragment of an
+        // inner IP layer, hence the loop; each round goes one layer deeper, bounded by the tunnel limit).
+        var rounds = 0
+        var source = bytes
+        while case .fragment(let info) = outcome, rounds < 4 {
+            rounds += 1
+            countLayers()
+            switch reassembler.add(info, bytes: source, packet: packet, now: ts) {
+            case .incomplete:
+                outcome = .complete
+                packet.layers = []  // counted already
+                packet.notices = 0
+                returnFrame(frame)
+                return
+            case .refused(let reason):
+                counters.errors[Int(reason.rawValue)] &+= 1
+                packet.layers = []
+                packet.notices = 0
+                returnFrame(frame)
+                return
+            case .complete(let datagram, let proto):
+                // Layers of the fragment were counted; count only what reassembly adds.
+                packet.layers = []
+                packet.notices = 0
+                source = datagram
+                outcome = PacketDecoder.resume(datagram: datagram, ipProtocol: proto, into: &packet)
+            }
+        }
+        countLayers()
+        switch outcome {
+        case .complete:
+            flows.track(packet, now: ts) { e, reason in self.emit(e, reason) }
+        case .notIP:
+            counters.notIP &+= 1
+        case .malformed(let reason):
+            counters.errors[Int(reason.rawValue)] &+= 1
+        case .fragment:
+            counters.errors[Int(DecodeError.tooManyEncapsulations.rawValue)] &+= 1
+        }
+        returnFrame(frame)
+    }
+
+    @inline(__always)
+    private func returnFrame(_ frame: consuming Frame) {
+        // Cannot fail: the return ring holds every frame of the pool.
+        if let back = returns.enqueueUnpublished(frame) {
+            returns.publish()
+            pool.releaseLeaked(back)
+        }
+    }
+
+    @inline(__always)
+    private func countLayers() {
+        var bits = packet.layers.rawValue
+        while bits != 0 {
+            let i = bits.trailingZeroBitCount
+            counters.layerPackets[i] &+= 1
+            bits &= bits &- 1
+        }
+        var n = packet.notices
+        while n != 0 {
+            let i = n.trailingZeroBitCount
+            counters.notices[i] &+= 1
+            n &= n &- 1
+        }
+    }
+
+    private func emit(_ e: borrowing FlowEntry, _ reason: FlowEndReason) {
+        var record = FlowRecord(e, reason: reason)
+        var backoff = Backoff()
+        while true {
+            guard let back = output.enqueue(record) else { return }
+            if dropWhenFull {
+                counters.flowRecordsDropped &+= 1
+                return
+            }
+            counters.sinkFullWaits &+= 1
+            record = back
+            backoff.wait()
+        }
+    }
+}

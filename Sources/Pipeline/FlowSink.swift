@@ -1,0 +1,66 @@
+import Decode
+import Rings
+import Synchronization
+
+/// Per-device totals kept by the sink.
+public struct DeviceTotals: Sendable {
+    public var flows: UInt64 = 0
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+}
+
+/// The end of the pipeline: collects finished flows from every worker. (The journal thread of a later issue takes
+/// this place for state events.)
+final class FlowSink: @unchecked Sendable {
+    // @unchecked Sendable: stored vars are touched only by the sink thread until it is joined.
+    let inputs: [SPSCRing<FlowRecord>]
+    var flows: UInt64 = 0
+    var flowsTCP: UInt64 = 0
+    var flowsUDP: UInt64 = 0
+    var flowsOther: UInt64 = 0
+    var flowsWithoutDevice: UInt64 = 0
+    var devices: [IPAddress: DeviceTotals] = [:]
+    /// Optional observer of every record (tests, and `--flows` output); called on the sink thread.
+    let observer: (@Sendable (FlowRecord) -> Void)?
+
+    init(inputs: [SPSCRing<FlowRecord>], observer: (@Sendable (FlowRecord) -> Void)?) {
+        self.inputs = inputs
+        self.observer = observer
+        devices.reserveCapacity(4096)
+    }
+
+    func run(workersFinished: () -> Bool) {
+        var backoff = Backoff()
+        while true {
+            var got = 0
+            for ring in inputs {
+                got += ring.dequeueBatch(maxCount: 256) { record in self.absorb(record) }
+            }
+            if got > 0 { backoff.reset(); continue }
+            // Workers publish their last record before setting `finished` (releasing); after seeing all finished
+            // (acquiring), one more pass drains what is left.
+            if workersFinished() {
+                for ring in inputs { _ = ring.dequeueBatch(maxCount: ring.capacity) { record in self.absorb(record) } }
+                return
+            }
+            backoff.wait()
+        }
+    }
+
+    private func absorb(_ r: FlowRecord) {
+        flows &+= 1
+        switch r.ipProtocol {
+        case IPProtocol.tcp: flowsTCP &+= 1
+        case IPProtocol.udp: flowsUDP &+= 1
+        default: flowsOther &+= 1
+        }
+        if r.hasDevice {
+            devices[r.device, default: DeviceTotals()].flows &+= 1
+            devices[r.device]!.packets &+= r.packets
+            devices[r.device]!.bytes &+= r.bytes
+        } else {
+            flowsWithoutDevice &+= 1
+        }
+        observer?(r)
+    }
+}

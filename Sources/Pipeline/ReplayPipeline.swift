@@ -1,0 +1,140 @@
+import Capture
+import Decode
+import Flows
+import Rings
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a run counted, for the summary.
+public struct PipelineSummary: Sendable {
+    public var files: [String] = []
+    public var counters = WorkerCounters()
+    /// Frames larger than a pool slot (counted, not decoded).
+    public var framesTooLarge: UInt64 = 0
+    /// Times the source found a worker ring full (files: it waited; live: it dropped).
+    public var ringFullEvents: UInt64 = 0
+    public var ringFullDrops: UInt64 = 0
+    /// Times the source waited for a free frame slot.
+    public var poolWaits: UInt64 = 0
+    public var flows: UInt64 = 0
+    public var flowsTCP: UInt64 = 0
+    public var flowsUDP: UInt64 = 0
+    public var flowsOther: UInt64 = 0
+    public var flowsWithoutDevice: UInt64 = 0
+    public var devices: Int = 0
+    public var deviceTotals: [IPAddress: DeviceTotals] = [:]
+    public var wallNanoseconds: UInt64 = 0
+    public var workers = 1
+    /// Per-file read errors (the run goes on with the next file).
+    public var readErrors: [String] = []
+
+    /// Capture time spanned by the packets, in seconds.
+    public var captureDurationSeconds: Double {
+        counters.lastTimestamp >= counters.firstTimestamp && counters.packets > 0
+            ? Double(counters.lastTimestamp - counters.firstTimestamp) / 1e9 : 0
+    }
+    /// Packets per second of wall time.
+    public var packetsPerSecond: Double {
+        wallNanoseconds > 0 ? Double(counters.packets) * 1e9 / Double(wallNanoseconds) : 0
+    }
+}
+
+/// A progress snapshot taken while the pipeline runs.
+public struct PipelineProgress: Sendable {
+    public var packetsRead: UInt64
+    public var packetsDecoded: UInt64
+    public var elapsedNanoseconds: UInt64
+}
+
+/// Replays capture files through source thread -> rings -> decode workers -> ring -> sink.
+public final class ReplayPipeline {
+    public let configuration: PipelineConfiguration
+
+    public init(configuration: PipelineConfiguration) throws(ConfigurationError) {
+        try configuration.validate()
+        self.configuration = configuration
+    }
+
+    /// Runs the files in order; `progress` is called on the calling thread every `progressIntervalNanoseconds`.
+    /// Throws before starting when a file cannot be opened.
+    public func run(files: [String], progressIntervalNanoseconds: UInt64 = 0,
+                    progress: (PipelineProgress) -> Void = { _ in },
+                    onFlow: (@Sendable (FlowRecord) -> Void)? = nil) throws -> PipelineSummary
+    {
+        let readers = try files.map { try CaptureFileReader(path: $0) }
+        let c = configuration
+        let pool = FramePool(frameSize: c.frameSize, frameCount: c.frameCount)
+        let workers = (0..<c.workers).map { DecodeWorker(id: $0, configuration: c, pool: pool) }
+        let sink = FlowSink(inputs: workers.map(\.output), observer: onFlow)
+        let source = FileSource(readers: readers, pool: pool, workers: workers, configuration: c)
+        let control = RunControl()
+
+        let start = monotonicNanoseconds()
+        func cpu(_ i: Int) -> Int? {
+            guard let cpus = c.cpus, !cpus.isEmpty else { return nil }
+            return cpus[i % cpus.count]
+        }
+        let sinkThread = PosixThread(name: "statetap-sink", cpu: cpu(c.workers + 1)) {
+            sink.run(workersFinished: { workers.allSatisfy { $0.finished.load(ordering: .acquiring) } })
+        }
+        let workerThreads = workers.enumerated().map { i, w in
+            PosixThread(name: "statetap-w\(i)", cpu: cpu(i + 1)) { w.run(sourceFinished: control.sourceFinished) }
+        }
+        let sourceThread = PosixThread(name: "statetap-src", cpu: cpu(0)) {
+            source.run()
+            // Pairs with the workers' acquiring load: all frames are published before this.
+            control.sourceFinished.store(true, ordering: .releasing)
+        }
+        if progressIntervalNanoseconds > 0 {
+            var next = start + progressIntervalNanoseconds
+            while !control.sourceFinished.load(ordering: .acquiring)
+                || !workers.allSatisfy({ $0.finished.load(ordering: .acquiring) })
+            {
+                var ts = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+                nanosleep(&ts, nil)
+                let now = monotonicNanoseconds()
+                if now >= next {
+                    next = now + progressIntervalNanoseconds
+                    progress(PipelineProgress(
+                        packetsRead: source.packetsRead.load(ordering: .relaxed),
+                        packetsDecoded: workers.reduce(0) { $0 + $1.progress.load(ordering: .relaxed) },
+                        elapsedNanoseconds: now - start))
+                }
+            }
+        }
+        sourceThread.join()
+        for t in workerThreads { t.join() }
+        sinkThread.join()
+        // The workers returned their last frames after the source stopped reclaiming: take them back now (every
+        // thread is joined, so this thread may act as the source). A frame still out would trap in debug builds.
+        source.reclaim()
+        let wall = monotonicNanoseconds() - start
+
+        var s = PipelineSummary()
+        s.files = files
+        s.workers = c.workers
+        for w in workers { s.counters.merge(w.counters) }
+        s.framesTooLarge = source.framesTooLarge
+        s.counters.errors[Int(DecodeError.frameTooLarge.rawValue)] += source.framesTooLarge
+        s.ringFullEvents = source.ringFullEvents
+        s.ringFullDrops = source.ringFullDrops
+        s.poolWaits = source.poolWaits
+        s.readErrors = source.readErrors
+        s.flows = sink.flows
+        s.flowsTCP = sink.flowsTCP
+        s.flowsUDP = sink.flowsUDP
+        s.flowsOther = sink.flowsOther
+        s.flowsWithoutDevice = sink.flowsWithoutDevice
+        s.devices = sink.devices.count
+        s.deviceTotals = sink.devices
+        s.wallNanoseconds = wall
+        return s
+    }
+}
+
+/// Flags shared by the threads of one run.
+final class RunControl: Sendable {
+    let sourceFinished = Atomic<Bool>(false)
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Logging
+
+@main
+struct Statetap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "statetap",
+        abstract: "Kernel-bypass packet pipeline that keeps mobile users' edge applications warm across edge nodes.",
+        discussion: """
+            statetap watches the traffic between devices and edge nodes (live with AF_XDP, or from capture files), \
+            decodes it through a lock-free pipeline, and learns each device's application state.
+
+            Start with `statetap demo`: it generates a capture of synthetic mobile-edge traffic and replays it.
+            """,
+        subcommands: [Replay.self, Generate.self, Demo.self])
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func bootstrap() -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        return Logger(label: "statetap")
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

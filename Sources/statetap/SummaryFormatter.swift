@@ -1,0 +1,113 @@
+import Decode
+import Foundation
+import Pipeline
+
+/// Renders a pipeline summary as text or as one JSON object (same content).
+enum SummaryFormatter {
+    /// The summary as an ordered list of (key, value) pairs; values are numbers, strings or nested objects.
+    static func object(_ s: PipelineSummary) -> [(String, Any)] {
+        let c = s.counters
+        var layers: [(String, Any)] = []
+        for (name, layer) in Layers.named { layers.append((name, c.packets(with: layer))) }
+        layers.append(("non_ip", c.notIP))
+        var errors: [(String, Any)] = []
+        for e in DecodeError.allCases where c.errors[Int(e.rawValue)] > 0 {
+            errors.append((e.name, c.errors[Int(e.rawValue)]))
+        }
+        var notices: [(String, Any)] = []
+        for n in DecodeNotice.allCases where c.notices[Int(n.rawValue)] > 0 {
+            notices.append((n.name, c.notices[Int(n.rawValue)]))
+        }
+        let malformed = c.errors.reduce(0, +)
+        return [
+            ("files", s.files),
+            ("packets", c.packets),
+            ("bytes", c.bytes),
+            ("capture_duration_s", round3(s.captureDurationSeconds)),
+            ("wall_s", round3(Double(s.wallNanoseconds) / 1e9)),
+            ("packets_per_second", Int(s.packetsPerSecond)),
+            ("workers", s.workers),
+            ("layers", layers),
+            ("flows", [
+                ("total", s.flows), ("tcp", s.flowsTCP), ("udp", s.flowsUDP), ("other", s.flowsOther),
+                ("ended_idle", c.flows.endedIdle), ("ended_closed", c.flows.endedClosed),
+                ("evicted_lru", c.flows.evictedLRU), ("peak_active", c.flows.peakActive),
+                ("without_device", s.flowsWithoutDevice),
+            ] as [(String, Any)]),
+            ("devices", s.devices),
+            ("reassembly", [
+                ("fragments", c.reassembly.fragments), ("datagrams_completed", c.reassembly.datagramsCompleted),
+                ("datagrams_timed_out", c.reassembly.datagramsTimedOut),
+                ("datagrams_dropped_for_budget", c.reassembly.datagramsDroppedForBudget),
+                ("incomplete_at_end", c.reassemblyIncompleteAtEnd),
+                ("overlap_conflicts", c.reassembly.overlapConflicts),
+            ] as [(String, Any)]),
+            ("pipeline", [
+                ("ring_full", s.ringFullEvents), ("ring_full_drops", s.ringFullDrops), ("pool_waits", s.poolWaits),
+                ("sink_full_waits", c.sinkFullWaits), ("flow_records_dropped", c.flowRecordsDropped),
+            ] as [(String, Any)]),
+            ("malformed_packets", malformed),
+            ("errors", errors),
+            ("notices", notices),
+            ("read_errors", s.readErrors),
+        ]
+    }
+
+    private static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+    static func json(_ s: PipelineSummary) -> String { encode(object(s)) }
+
+    private static func encode(_ v: Any) -> String {
+        switch v {
+        case let pairs as [(String, Any)]:
+            return "{" + pairs.map { "\(quote($0.0)):\(encode($0.1))" }.joined(separator: ",") + "}"
+        case let list as [String]:
+            return "[" + list.map(quote).joined(separator: ",") + "]"
+        case let s as String:
+            return quote(s)
+        case let d as Double:
+            return d.isFinite ? String(d) : "null"
+        default:
+            return "\(v)"
+        }
+    }
+
+    private static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    static func text(_ s: PipelineSummary) -> String {
+        var lines: [String] = []
+        func render(_ pairs: [(String, Any)], indent: String) {
+            for (k, v) in pairs {
+                switch v {
+                case let nested as [(String, Any)]:
+                    if nested.isEmpty {
+                        lines.append("\(indent)\(k): none")
+                    } else {
+                        lines.append("\(indent)\(k):")
+                        render(nested, indent: indent + "  ")
+                    }
+                case let list as [String]:
+                    lines.append("\(indent)\(k): \(list.isEmpty ? "none" : list.joined(separator: ", "))")
+                default:
+                    lines.append("\(indent)\(k): \(v)")
+                }
+            }
+        }
+        render(object(s), indent: "")
+        return lines.joined(separator: "\n")
+    }
+}
