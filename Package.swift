@@ -15,6 +15,11 @@ let package = Package(
         .executable(name: "statetap", targets: ["statetap"]),
         .library(name: "StatetapPipeline", targets: ["Pipeline"]),
         .library(name: "PacketCraft", targets: ["PacketCraft"]),
+        // For Benchmarks/ (a separate package): the hot modules and the C shims (thread pinning), directly.
+        .library(name: "StatetapDecode", targets: ["Decode"]),
+        .library(name: "StatetapRings", targets: ["Rings"]),
+        .library(name: "StatetapFlows", targets: ["Flows"]),
+        .library(name: "StatetapShims", targets: ["CStatetapShims"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -32,12 +32,23 @@ public final class SPSCRing<Element: ~Copyable>: @unchecked Sendable {
     private let pad1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
 
     /// Creates a ring. `capacity` must be a power of two between 2 and 2^30.
-    public init(capacity: Int) {
+    public convenience init(capacity: Int) {
+        self.init(capacity: capacity, startingIndex: 0)
+    }
+
+    /// Test-only: starts the free-running indices at `startingIndex`, so tests reach the UInt32 wrap quickly.
+    init(capacity: Int, startingIndex: UInt32) {
         precondition(capacity >= 2 && capacity <= 1 << 30 && capacity & (capacity - 1) == 0,
                      "ring capacity must be a power of two in 2...2^30, got \(capacity)")
         self.capacity = capacity
         self.mask = UInt32(capacity - 1)
         self.slots = UnsafeMutablePointer<Element>.allocate(capacity: capacity)
+        head.store(startingIndex, ordering: .relaxed)
+        tail.store(startingIndex, ordering: .relaxed)
+        producerHead = startingIndex
+        cachedTail = startingIndex
+        consumerTail = startingIndex
+        cachedHead = startingIndex
     }
 
     deinit {

@@ -1,0 +1,130 @@
+import Decode
+import PacketCraft
+import Testing
+@testable import Flows
+
+/// Decodes each fragment frame and feeds it to `r`; returns the reassembled payload (as bytes) if one completed.
+func feed(_ frames: [[UInt8]], to r: FragmentReassembler, now: UInt64 = 1) -> (payload: [UInt8]?, results: [String]) {
+    var out: [UInt8]? = nil
+    var results: [String] = []
+    for f in frames {
+        var p = DecodedPacket()
+        f.withUnsafeBytes { raw in
+            guard case .fragment(let info) = PacketDecoder.decode(raw, linkType: .ethernet, into: &p) else {
+                results.append("not a fragment")
+                return
+            }
+            switch r.add(info, bytes: raw, packet: p, now: now) {
+            case .incomplete: results.append("incomplete")
+            case .refused(let e): results.append("refused \(e.name)")
+            case .complete(let d, let proto):
+                results.append("complete \(proto)")
+                out = Array(d)
+                var q = p
+                if case .complete = PacketDecoder.resume(datagram: d, ipProtocol: proto, into: &q) {} else {
+                    results.append("resume failed")
+                }
+            }
+        }
+    }
+    return (out, results)
+}
+
+@Suite("IP fragment reassembly")
+struct FragmentReassemblerTests {
+    let src = IPAddress("10.45.1.1")!, dst = IPAddress("198.51.100.1")!
+    let src6 = IPAddress("2001:db8::1")!, dst6 = IPAddress("2001:db8::2")!
+    var payload: [UInt8] { (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) } }
+    var inner: [Layer] { [.udp(src: 4000, dst: 5000), .payload(payload)] }
+
+    @Test("IPv4 fragments in order, reversed and shuffled reassemble to the original datagram",
+          arguments: ["in order", "reversed", "shuffled"])
+    func ipv4Orders(order: String) {
+        var frames = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 77, fragmentSize: 1000)
+        #expect(frames.count == 4)
+        if order == "reversed" { frames.reverse() }
+        if order == "shuffled" { frames = [frames[2], frames[0], frames[3], frames[1]] }
+        let r = FragmentReassembler()
+        let (out, results) = feed(frames, to: r)
+        #expect(results == ["incomplete", "incomplete", "incomplete", "complete 17"])
+        #expect(out == PacketBuilder.datagram(inner, src: src, dst: dst))
+        #expect(r.pendingDatagrams == 0)
+        #expect(r.stats.datagramsCompleted == 1)
+    }
+
+    @Test("IPv6 fragments reassemble")
+    func ipv6() {
+        let frames = PacketBuilder.ipv6Fragments(inner, src: src6, dst: dst6, id: 0xabcdef, fragmentSize: 1232)
+        let r = FragmentReassembler()
+        let (out, results) = feed(frames.reversed(), to: r)
+        #expect(results.last == "complete 17")
+        #expect(out == PacketBuilder.datagram(inner, src: src6, dst: dst6))
+    }
+
+    @Test("duplicates and consistent overlaps are absorbed; the first copy wins")
+    func duplicatesAndOverlaps() {
+        let frames = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 9, fragmentSize: 1000, overlap: 200)
+        let r = FragmentReassembler()
+        let (out, results) = feed([frames[0], frames[0]] + frames.dropFirst(), to: r)
+        #expect(results.last == "complete 17")
+        #expect(out == PacketBuilder.datagram(inner, src: src, dst: dst))
+        #expect(r.stats.overlapConflicts == 0)
+    }
+
+    @Test("an overlap with different bytes is counted and the first copy is kept")
+    func conflictingOverlap() {
+        let data = PacketBuilder.datagram(inner, src: src, dst: dst)
+        let first = PacketBuilder.ipv4FragmentPacket(Array(data[0..<1600]), offset: 0, more: true, ipProtocol: 17,
+                                                     src: src, dst: dst, id: 5)
+        var forged = Array(data[800..<data.count])
+        forged[0] ^= 0xff
+        let second = PacketBuilder.ipv4FragmentPacket(forged, offset: 800, more: false, ipProtocol: 17,
+                                                      src: src, dst: dst, id: 5)
+        let r = FragmentReassembler()
+        let (out, _) = feed([first, second], to: r)
+        #expect(out == data)
+        #expect(r.stats.overlapConflicts == 1)
+    }
+
+    @Test("datagrams that never complete time out and are counted")
+    func timeout() {
+        let frames = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 1, fragmentSize: 1000)
+        let r = FragmentReassembler(timeoutNanoseconds: 100)
+        _ = feed([frames[0]], to: r, now: 10)
+        #expect(r.pendingDatagrams == 1)
+        #expect(r.expire(now: 500) == 1)
+        #expect(r.pendingDatagrams == 0)
+        #expect(r.stats.datagramsTimedOut == 1)
+        // The late rest does not complete anything.
+        let (out, _) = feed(Array(frames.dropFirst()), to: r, now: 600)
+        #expect(out == nil)
+    }
+
+    @Test("the memory budget evicts the oldest incomplete datagram")
+    func budget() {
+        let r = FragmentReassembler(memoryBudget: 2 * FragmentReassembler.maximumDatagram)
+        for id in UInt16(1)...3 {
+            let frames = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: id, fragmentSize: 1000)
+            _ = feed([frames[0]], to: r)
+        }
+        #expect(r.pendingDatagrams == 2)
+        #expect(r.stats.datagramsDroppedForBudget == 1)
+        #expect(r.bytesHeld <= r.memoryBudget)
+    }
+
+    @Test("a fragment past 65535 bytes is refused")
+    func tooLarge() {
+        let f = PacketBuilder.ipv4FragmentPacket([UInt8](repeating: 0, count: 64), offset: 65528, more: false,
+                                                 ipProtocol: 17, src: src, dst: dst, id: 3)
+        let (_, results) = feed([f], to: FragmentReassembler())
+        #expect(results == ["refused fragment_too_large"])
+    }
+
+    @Test("a non-final fragment whose length is not a multiple of 8 is refused")
+    func badLength() {
+        let f = PacketBuilder.ipv4FragmentPacket([UInt8](repeating: 0, count: 13), offset: 0, more: true,
+                                                 ipProtocol: 17, src: src, dst: dst, id: 3)
+        let (_, results) = feed([f], to: FragmentReassembler())
+        #expect(results == ["refused fragment_bad_offset"])
+    }
+}

@@ -1,0 +1,161 @@
+import Decode
+import Flows
+import Foundation
+import PacketCraft
+import Testing
+@testable import Pipeline
+
+/// A temporary file path removed when the test is done with it.
+final class TempFile {
+    let path: String
+    init(_ suffix: String) {
+        path = NSTemporaryDirectory() + "statetap-test-\(UUID().uuidString)\(suffix)"
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func writeSynthetic(_ file: TempFile, packets: Int, pcapng: Bool = false, seed: UInt64 = 42) throws
+    -> SyntheticTraffic.Truth
+{
+    var traffic = SyntheticTraffic(seed: seed)
+    if pcapng {
+        let w = try PcapNGWriter(path: file.path, linkType: .ethernet)
+        try traffic.generate(packets: packets) { try w.write(packet: $0, timestampNanoseconds: $1) }
+        try w.close()
+    } else {
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        try traffic.generate(packets: packets) { try w.write(packet: $0, timestampNanoseconds: $1) }
+        try w.close()
+    }
+    return traffic.truth
+}
+
+@Suite("Replay pipeline")
+struct ReplayPipelineTests {
+    @Test("a generated capture replays to exactly its ground truth",
+          arguments: [(workers: 1, pcapng: false, ring: 4096, batch: 64), (workers: 2, pcapng: false, ring: 64, batch: 8),
+                      (workers: 3, pcapng: true, ring: 16, batch: 1)])
+    func groundTruth(setup: (workers: Int, pcapng: Bool, ring: Int, batch: Int)) throws {
+        let file = TempFile(setup.pcapng ? ".pcapng" : ".pcap")
+        let truth = try writeSynthetic(file, packets: 30_000, pcapng: setup.pcapng)
+        var c = PipelineConfiguration()
+        c.workers = setup.workers
+        c.ringSize = setup.ring
+        c.batchSize = setup.batch
+        c.frameCount = 512  // small pool: the source must wait for returned frames many times
+        let s = try ReplayPipeline(configuration: c).run(files: [file.path])
+        let k = s.counters
+        #expect(Int(k.packets) == truth.packets)
+        #expect(Int(k.bytes) == truth.bytes)
+        #expect(Int(s.flowsTCP) == truth.tcpFlows)
+        #expect(Int(s.flowsUDP) == truth.udpFlows)
+        #expect(s.devices == truth.devices.count)
+        #expect(Int(k.packets(with: .vlan)) == truth.vlanPackets)
+        #expect(Int(k.packets(with: .qinq)) == truth.qinqPackets)
+        #expect(Int(k.packets(with: .mpls)) == truth.mplsPackets)
+        #expect(Int(k.packets(with: .pppoe)) == truth.pppoePackets)
+        #expect(Int(k.packets(with: .gtpu)) == truth.gtpuPackets)
+        #expect(Int(k.packets(with: .ipv4)) == truth.ipv4Packets)
+        #expect(Int(k.packets(with: .ipv6)) == truth.ipv6Packets)
+        #expect(Int(k.packets(with: .fragment)) == truth.fragmentPackets)
+        #expect(Int(k.reassembly.datagramsCompleted) == truth.reassembledDatagrams)
+        #expect(Int(k.packets(with: .tcp)) == truth.tcpPackets)
+        #expect(Int(k.packets(with: .udp)) == truth.udpPackets)
+        #expect(Int(k.notIP) == truth.arpPackets)
+        #expect(Int(k.errors.reduce(0, +)) == truth.truncatedPackets)
+        #expect(s.ringFullDrops == 0)
+        #expect(s.readErrors.isEmpty)
+    }
+
+    @Test("several files replay in order as one run")
+    func severalFiles() throws {
+        let a = TempFile(".pcap"), b = TempFile(".pcapng")
+        let ta = try writeSynthetic(a, packets: 3000, seed: 1)
+        let tb = try writeSynthetic(b, packets: 2000, pcapng: true, seed: 2)
+        let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [a.path, b.path])
+        #expect(Int(s.counters.packets) == ta.packets + tb.packets)
+        #expect(s.files == [a.path, b.path])
+    }
+
+    @Test("Linux cooked (SLL, SLL2) and raw IP captures decode like Ethernet ones",
+          arguments: [LinkType.linuxSLL, .linuxSLL2, .raw])
+    func linkTypes(linkType: LinkType) throws {
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: linkType)
+        let src = IPAddress("10.45.0.1")!, dst = IPAddress("198.51.100.1")!
+        for i in 0..<10 {
+            let l3 = PacketBuilder.build([.ipv4(src: src, dst: dst), .tcp(src: 40000, dst: 80, seq: UInt32(i),
+                                                                           flags: i == 0 ? TCPFlags.syn : TCPFlags.ack)])
+            let frame: [UInt8]
+            switch linkType {
+            case .linuxSLL: frame = PacketBuilder.sllHeader(protocol: 0x0800) + l3
+            case .linuxSLL2: frame = PacketBuilder.sll2Header(protocol: 0x0800) + l3
+            default: frame = l3
+            }
+            try w.write(packet: frame, timestampNanoseconds: 1_000_000_000 + UInt64(i) * 1000)
+        }
+        try w.close()
+        let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path])
+        #expect(s.counters.packets == 10)
+        #expect(s.counters.packets(with: .tcp) == 10)
+        #expect(s.flowsTCP == 1)
+        #expect(s.devices == 1)
+        #expect(s.counters.errors.reduce(0, +) == 0)
+        #expect(abs(s.captureDurationSeconds - 9e-6) < 1e-9)  // nanosecond timestamps survive the round trip
+    }
+
+    @Test("flows are reported to the sink with their device and counts")
+    func flowRecords() throws {
+        let file = TempFile(".pcap")
+        let truth = try writeSynthetic(file, packets: 2000)
+        let seen = Collected()
+        var c = PipelineConfiguration()
+        c.workers = 2
+        let s = try ReplayPipeline(configuration: c).run(files: [file.path], onFlow: { seen.add($0) })
+        let records = seen.all
+        #expect(records.count == Int(s.flows))
+        #expect(Set(records.map(\.device)) == truth.devices)
+        #expect(records.reduce(0) { $0 + Int($1.packets) } == truth.packets - truth.arpPackets - truth.truncatedPackets
+                - truth.fragmentPackets + truth.reassembledDatagrams)
+    }
+
+    @Test("a missing file and an unsupported link type fail before the run, saying why")
+    func badFiles() throws {
+        #expect(throws: (any Error).self) {
+            try ReplayPipeline(configuration: PipelineConfiguration()).run(files: ["/nonexistent/x.pcap"])
+        }
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        try w.close()
+        // Patch the link type field of the pcap header (offset 20) to 147 (LINKTYPE_USER0).
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file.path)))
+        bytes[20] = 147; bytes[21] = 0; bytes[22] = 0; bytes[23] = 0
+        try Data(bytes).write(to: URL(fileURLWithPath: file.path))
+        do {
+            _ = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path])
+            Issue.record("an unsupported link type was accepted")
+        } catch {
+            #expect("\(error)".contains("unsupported link type"))
+        }
+    }
+
+    @Test("invalid configurations are refused with a message", arguments: [
+        ("workers", 0), ("ringSize", 1000), ("batch", 0), ("batch", 100_000),
+    ])
+    func badConfiguration(field: String, value: Int) {
+        var c = PipelineConfiguration()
+        switch field {
+        case "workers": c.workers = value
+        case "ringSize": c.ringSize = value
+        default: c.batchSize = value
+        }
+        #expect(throws: ConfigurationError.self) { try c.validate() }
+    }
+}
+
+final class Collected: @unchecked Sendable {
+    private var records: [FlowRecord] = []
+    private let lock = NSLock()
+    func add(_ r: FlowRecord) { lock.lock(); records.append(r); lock.unlock() }
+    var all: [FlowRecord] { lock.lock(); defer { lock.unlock() }; return records }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages statetap builds, tests and runs with (Debian 12). Idempotent: installs only what
+# is missing, so it is cheap to call from every entry point.
+set -euo pipefail
+
+# Build: the C libraries behind CModules/ and clang for the XDP programs in bpf/.
+PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
+# Tests: tshark is the reference decoder the corpus comparison checks against.
+if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark); fi
+# Benchmarks: nDPI's ndpiReader is the side-by-side reference.
+if [[ "${1:-}" == "--bench" ]]; then PACKAGES+=(libndpi-bin); fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "error: swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }

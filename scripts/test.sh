@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command on a fresh machine: install what is missing, build with warnings as a failure, run the test
+# suite, the ring tests again under ThreadSanitizer, and the public corpus against tshark (zero traps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+
+echo "== build (warnings are failures)"
+swift build --build-tests 2>&1 | tee /tmp/statetap-build.log
+if grep -E "warning:" /tmp/statetap-build.log | grep -v "^warning: 'main'" | grep -q .; then
+  echo "error: the build has warnings" >&2; exit 1
+fi
+
+echo "== tests"
+swift test --skip-build
+
+echo "== ring tests under ThreadSanitizer"
+swift test --sanitize=thread --scratch-path .build-tsan --filter RingsTests
+
+CORPUS="${STATETAP_CORPUS:-../shared/corpus/pcaps}"
+if [[ -d "$CORPUS" ]]; then
+  echo "== public corpus vs tshark ($CORPUS)"
+  python3 scripts/corpus-compare.py "$CORPUS" --statetap .build/debug/statetap
+else
+  echo "== public corpus: SKIPPED, no folder at $CORPUS (set STATETAP_CORPUS)"
+fi
+
+echo "== demo (debug build) against its ground truth"
+.build/debug/statetap demo --packets 50000 > /tmp/statetap-demo.txt || { cat /tmp/statetap-demo.txt; exit 1; }
+tail -1 /tmp/statetap-demo.txt
