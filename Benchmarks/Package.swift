@@ -4,6 +4,7 @@
 import PackageDescription
 
 /// Every benchmark target: the Benchmark library, the shared fixtures, and the plugin that generates `main`.
+/// Targets are named `<Name>Benchmark`: a target named `Decode` would clash with statetap's `Decode` module.
 func benchmarkTarget(_ name: String, dependencies: [Target.Dependency]) -> Target {
     .executableTarget(
         name: name,
@@ -19,7 +20,8 @@ let package = Package(
         // MallocInterposer only: the default RuntimeInterposer trait would pull in a package that is not needed
         // for the metrics used here (throughput, wall clock, malloc counts).
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
-        .package(path: "../"),
+        // Named, so `package: "statetap"` works whatever the checkout folder is called.
+        .package(name: "statetap", path: "../"),
     ],
     targets: [
         // Fixtures shared by the benchmarks: the mixed frame set, pinned threads, the capture file for replay.
@@ -30,13 +32,13 @@ let package = Package(
                 .product(name: "PacketCraft", package: "statetap"),
                 .product(name: "StatetapShims", package: "statetap"),
             ]),
-        benchmarkTarget("Decode", dependencies: [.product(name: "StatetapDecode", package: "statetap")]),
-        benchmarkTarget("Allocations", dependencies: [
+        benchmarkTarget("DecodeBenchmark", dependencies: [.product(name: "StatetapDecode", package: "statetap")]),
+        benchmarkTarget("AllocationsBenchmark", dependencies: [
             .product(name: "StatetapDecode", package: "statetap"),
             .product(name: "StatetapFlows", package: "statetap"),
         ]),
-        benchmarkTarget("Ring", dependencies: [.product(name: "StatetapRings", package: "statetap")]),
-        benchmarkTarget("Replay", dependencies: [
+        benchmarkTarget("RingBenchmark", dependencies: [.product(name: "StatetapRings", package: "statetap")]),
+        benchmarkTarget("ReplayBenchmark", dependencies: [
             .product(name: "StatetapPipeline", package: "statetap"),
             .product(name: "PacketCraft", package: "statetap"),
         ]),

@@ -4,7 +4,7 @@
 For every capture in a folder, runs statetap (one process per capture) and one tshark `-T fields` pass, then
 compares per-capture counts:
 
-  core metrics (mismatches are marked "MISMATCH"; they fail the run only with --strict)
+  core metrics (mismatches marked "*" / MISMATCH; they fail the run only with --strict)
     packets      frames in the capture                    statetap: packets
     ipv4         frames with an IPv4 header at any depth  statetap: layers.ipv4    tshark: "ip" in frame.protocols
     ipv6         frames with an IPv6 header at any depth  statetap: layers.ipv6    tshark: "ipv6"
@@ -18,7 +18,7 @@ compares per-capture counts:
                  (the outer UDP of GTP-U gets a udp.stream of its own in tshark; it is not counted, because
                  statetap keys flows by the innermost 5-tuple; TCP/UDP quoted inside ICMP errors is not counted)
 
-  info metrics (marked "~" when they differ; never fail the run)
+  info metrics (differences marked "~"; never fail the run)
     reassembled  statetap: layers.reassembled  tshark: frames with ip(v6).reassembled.length (reassembly done)
     tcp, udp     frames with a TCP / UDP header at any depth (outside ICMP error payloads for tshark)
     malformed    statetap: malformed_packets   tshark: frames with _ws.malformed or ip/ipv6 fragment errors
@@ -202,17 +202,19 @@ def _ints(value: str) -> list[int]:
 
 
 def _innermost_flow_index(protocols: list[str], name: str) -> int | None:
-    """Index, among the occurrences of `name` in frame.protocols, of the innermost one that is not inside an ICMP
-    error payload; None if there is none (or the innermost transport is another protocol)."""
-    cut = len(protocols)
-    for i, p in enumerate(protocols):
-        if p in ("icmp", "icmpv6"):
-            cut = i
-            break
-    transports = [i for i in range(cut) if protocols[i] in ("tcp", "udp")]
-    if not transports or protocols[transports[-1]] != name:
+    """Which occurrence of `name` in frame.protocols carries the frame's flow, as statetap sees it: the transport
+    directly above the innermost IP header (ICMP error payloads excluded). None if that transport is not `name`
+    (ESP, ICMP, GTP signalling without an inner packet still has its outer UDP: that one counts)."""
+    cut = next((i for i, p in enumerate(protocols) if p in ("icmp", "icmpv6")), len(protocols))
+    ips = [i for i in range(cut) if protocols[i] in ("ip", "ipv6")]
+    if not ips:
         return None
-    return sum(1 for i in range(transports[-1]) if protocols[i] == name)
+    after = ips[-1] + 1
+    while after < cut and protocols[after].startswith("ipv6."):
+        after += 1  # IPv6 extension headers (ipv6.hopopts, ipv6.routing, ipv6.fraghdr...)
+    if after >= cut or protocols[after] != name:
+        return None
+    return sum(1 for i in range(after) if protocols[i] == name)
 
 
 def run_tshark(tshark: str, capture: Path, prefs: list[str], timeout: float) -> dict:
@@ -317,31 +319,36 @@ def print_capture(e: dict, verbose_frames: bool) -> None:
         head += f" ({st.get('signal')})"
     elif st["status"] != "OK":
         head += f" (exit {st.get('exit')})"
-    head += f"  tshark {ts['status']}"
+    if ts["status"] != "OK":
+        head += f"  tshark {ts['status']}"
+    if e["mismatches"]:
+        head += f"  MISMATCH: {', '.join(e['mismatches'])}"
     print(head)
     if st.get("detail") and st["status"] != "OK":
         for line in st["detail"].splitlines():
             print(f"   | {line}")
-    if sm is None and tm is None:
-        return
-    print(f"   {'metric':<12}{'statetap':>10}{'tshark':>10}{'diff':>8}")
-    for k in CORE + INFO:
-        s = sm[k] if sm else None
-        t = tm[k] if tm else None
-        diff = f"{s - t:+d}" if s is not None and t is not None and s != t else ""
-        mark = ""
-        if diff:
-            mark = "  MISMATCH" if k in CORE else "  ~"
-        print(f"   {k:<12}{'-' if s is None else s:>10}{'-' if t is None else t:>10}{diff:>8}{mark}")
+    if sm is not None or tm is not None:
+        names = CORE + INFO
+        widths = [max(len(k), 6) for k in names]
+        print("   " + f"{'':<9}" + " ".join(f"{k:>{w}}" for k, w in zip(names, widths)))
+        for label, m in (("statetap", sm), ("tshark", tm)):
+            print("   " + f"{label:<9}" + " ".join(f"{'-' if m is None else m[k]:>{w}}" for k, w in zip(names, widths)))
+        if sm and tm and (e["mismatches"] or e["info_differences"]):
+            cells = []
+            for k, w in zip(names, widths):
+                d = sm[k] - tm[k]
+                cells.append(f"{(f'{d:+d}' + ('*' if k in CORE else '~')) if d else '':>{w}}")
+            print("   " + f"{'diff':<9}" + " ".join(cells))
     summary = st.get("summary") or {}
     if summary:
         r = summary.get("reassembly", {})
         fl = summary.get("flows", {})
-        print(f"   statetap errors: {fmt_pairs(summary.get('errors'))}")
-        print(f"   statetap notices: {fmt_pairs(summary.get('notices'))}")
+        print(f"   statetap errors: {fmt_pairs(summary.get('errors'))}; notices: {fmt_pairs(summary.get('notices'))}")
         print(f"   statetap flows: total={fl.get('total')} tcp={fl.get('tcp')} udp={fl.get('udp')} "
               f"other={fl.get('other')} ended_idle={fl.get('ended_idle')} ended_closed={fl.get('ended_closed')}"
-              f" evicted_lru={fl.get('evicted_lru')}; reassembly: {fmt_pairs(r)}")
+              f" evicted_lru={fl.get('evicted_lru')}")
+        if r.get("fragments"):
+            print(f"   statetap reassembly: {fmt_pairs(r)}")
         if summary.get("read_errors"):
             print(f"   statetap read errors: {summary['read_errors']}")
     if ts.get("stderr"):
@@ -427,7 +434,7 @@ def main() -> int:
     if not captures:
         print(f"corpus-compare: no captures in {corpus}", file=sys.stderr)
         return 2
-    statetap = (args.statetap or default_statetap()).resolve()
+    statetap = (args.statetap or default_statetap()).absolute()
     deadline = time.monotonic() + args.wait_build
     while not os.access(statetap, os.X_OK):
         if time.monotonic() >= deadline:

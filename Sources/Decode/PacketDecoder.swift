@@ -88,6 +88,10 @@ public enum PacketDecoder {
         p.tunnelDepth &+= 1
         p.tunnelSource = p.source
         p.tunnelDestination = p.destination
+        // The outer transport (GTP-U's UDP) is not the innermost one: its ports must not leak into an inner packet
+        // that has no TCP/UDP of its own (ICMP, a fragment, another tunnel's other transport).
+        p.sourcePort = 0; p.destinationPort = 0; p.tcpFlags = 0
+        p.payloadOffset = 0; p.payloadLength = 0
         return true
     }
 

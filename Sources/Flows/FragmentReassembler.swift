@@ -74,7 +74,11 @@ public final class FragmentReassembler {
     /// Adds the fragment `info` found in `bytes` (the buffer the decoder read) of packet `p`.
     public func add(_ info: FragmentInfo, bytes: UnsafeRawBufferPointer, packet p: DecodedPacket, now: UInt64) -> Result {
         stats.fragments &+= 1
-        if let done = completed { recycle(done); completed = nil }
+        // The previous completed datagram may be what `bytes` points into (an inner fragment inside a reassembled
+        // outer datagram): recycle it only when this call is done reading.
+        let previous = completed
+        completed = nil
+        defer { if let previous { recycle(previous) } }
         expire(now: now)
         let start = info.fragmentOffset
         let end = start + info.dataLength

@@ -122,6 +122,12 @@ public enum PacketBuilder {
             + [packetType, 6] + address.bytes + [0, 0]
     }
 
+    /// A 4-byte BSD loopback header for address `family` (2 IPv4; 10, 24, 28 or 30 IPv6): little-endian for
+    /// LINKTYPE_NULL (0) as written on x86/ARM hosts, big-endian for LINKTYPE_LOOP (108).
+    public static func loopbackHeader(family: UInt32, bigEndian: Bool = false) -> [UInt8] {
+        bigEndian ? bigEndianBytes(family) : bigEndianBytes(family.byteSwapped)
+    }
+
     // MARK: - Checksums
 
     /// The Internet checksum (RFC 1071) of `bytes`, ready to store (one's complement of the one's-complement sum).

@@ -83,28 +83,22 @@ final class DecodeWorker: @unchecked Sendable {
         var outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &packet)
         // Fragments: reassemble; a completed datagram continues decoding (and may itself be a fragment of an
         // inner IP layer, hence the loop; each round goes one layer deeper, bounded by the tunnel limit).
+        // Layers are counted once per frame, after the last round: `resume` adds the inner layers to the set.
         var rounds = 0
         var source = bytes
         while case .fragment(let info) = outcome, rounds < 4 {
             rounds += 1
-            countLayers()
             switch reassembler.add(info, bytes: source, packet: packet, now: ts) {
             case .incomplete:
-                outcome = .complete
-                packet.layers = []  // counted already
-                packet.notices = 0
+                countLayers()
                 returnFrame(frame)
                 return
             case .refused(let reason):
                 counters.errors[Int(reason.rawValue)] &+= 1
-                packet.layers = []
-                packet.notices = 0
+                countLayers()
                 returnFrame(frame)
                 return
             case .complete(let datagram, let proto):
-                // Layers of the fragment were counted; count only what reassembly adds.
-                packet.layers = []
-                packet.notices = 0
                 source = datagram
                 outcome = PacketDecoder.resume(datagram: datagram, ipProtocol: proto, into: &packet)
             }

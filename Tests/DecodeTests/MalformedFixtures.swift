@@ -71,6 +71,11 @@ func makeMalformedFixtures() -> [Fixture] {
     bad("Linux SLL2 header cut", .linuxSLL2, Array(PacketBuilder.sll2Header(protocol: 0x0800).prefix(19)),
         .sllTruncated)
 
+    bad("loopback header cut", .null, [2, 0, 0], .loopbackTruncated)
+    bad("empty loop frame", .loop, [], .loopbackTruncated)
+    bad("loopback IPv4 cut", .loop, PacketBuilder.loopbackHeader(family: 2, bigEndian: true) + [0x45, 0],
+        .ipv4Truncated)
+
     // MARK: IPv4
 
     bad("IPv4 header cut at 19 bytes", .ethernet, cut(tcp4, 14 + 19), .ipv4Truncated)

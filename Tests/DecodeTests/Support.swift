@@ -189,4 +189,4 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// Every link type the decoder accepts.
-let allLinkTypes: [LinkType] = [.ethernet, .raw, .linuxSLL, .ipv4, .ipv6, .linuxSLL2]
+let allLinkTypes: [LinkType] = [.null, .ethernet, .raw, .loop, .linuxSLL, .ipv4, .ipv6, .linuxSLL2]

@@ -1,5 +1,6 @@
 import Decode
 import PacketCraft
+import Testing
 
 /// Builds `layers` and returns the bytes of layer `index` to the end (the expected payload of ICMP, other transports).
 func tail(_ layers: [Layer], from index: Int) -> [UInt8] {
@@ -430,6 +431,20 @@ func makeValidFixtures() -> [Fixture] {
                          + PacketBuilder.build([outer4, gtpuUDP, .gtpu(teid: 77, sequence: 2), ip4, udpDgram, pl]),
                      layers: [.sll, .ipv4, .udp, .gtpu], src: a4, dst: b4, ports: udpPorts, proto: 17, tunnelDepth: 1,
                      tunnel: (t4a, t4b), teid: 77, payload: body))
+    f.append(Fixture("BSD loopback (null) IPv4, little-endian family", .null,
+                     PacketBuilder.loopbackHeader(family: 2) + udp4,
+                     layers: [.ipv4, .udp], src: a4, dst: b4, ports: udpPorts, proto: 17, payload: body))
+    for family: UInt32 in [10, 24, 28, 30] {
+        f.append(Fixture("BSD loopback (null) IPv6, big-endian family \(family)", .null,
+                         PacketBuilder.loopbackHeader(family: family, bigEndian: true) + tcp6,
+                         layers: [.ipv6, .tcp], src: a6, dst: b6, ports: tcpPorts, proto: 6, payload: body))
+    }
+    f.append(Fixture("OpenBSD loopback (loop) IPv6", .loop, PacketBuilder.loopbackHeader(family: 24, bigEndian: true) + tcp6,
+                     layers: [.ipv6, .tcp], src: a6, dst: b6, ports: tcpPorts, proto: 6, payload: body))
+    f.append(Fixture("OpenBSD loopback (loop) IPv4", .loop, PacketBuilder.loopbackHeader(family: 2, bigEndian: true) + udp4,
+                     layers: [.ipv4, .udp], src: a4, dst: b4, ports: udpPorts, proto: 17, payload: body))
+    f.append(Fixture("loopback with an unknown family is not IP", .null,
+                     PacketBuilder.loopbackHeader(family: 7) + udp4, .notIP, notices: [.nonIP]))
     f.append(Fixture("Linux SLL2 ARP is not IP", .linuxSLL2,
                      PacketBuilder.sll2Header(protocol: 0x0806) + PacketBuilder.build([.arp(senderIP: a4, targetIP: b4)]),
                      .notIP, layers: [.sll], notices: [.nonIP]))
