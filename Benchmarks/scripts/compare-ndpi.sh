@@ -38,6 +38,7 @@ truth="$("$bin" generate "$capture" --packets "$packets" --truth)"
 file_packets="$(jq -r .packets <<<"$truth")"
 
 now_ns() { date +%s%N; }
+log="$(mktemp /tmp/compare-ndpi.XXXXXX.log)"  # statetap's progress lines and nDPI's output
 
 st_pps=()    # statetap's own packets_per_second (pipeline wall time)
 st_wall=()   # statetap: packets / wall time of the whole command (process start, file open, summary included)
@@ -45,7 +46,7 @@ nd_wall=()   # ndpiReader: packets / wall time of the whole command
 
 for ((i = 1; i <= runs; i++)); do
     t0=$(now_ns)
-    json="$("$bin" replay --json --progress-interval 0 "$capture")"
+    json="$("$bin" replay --json "$capture" 2>>"$log")"
     t1=$(now_ns)
     replayed="$(jq -r .packets <<<"$json")"
     if [[ "$replayed" != "$file_packets" ]]; then
@@ -57,7 +58,7 @@ for ((i = 1; i <= runs; i++)); do
 
     t0=$(now_ns)
     # shellcheck disable=SC2086 # NDPI_FLAGS is a list of flags
-    ndpiReader -i "$capture" -q $ndpi_flags >/dev/null
+    ndpiReader -i "$capture" -q $ndpi_flags >>"$log" 2>&1
     t1=$(now_ns)
     nd_wall+=("$(( file_packets * 1000000000 / (t1 - t0) ))")
 

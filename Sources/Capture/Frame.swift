@@ -38,3 +38,13 @@ public struct Frame: ~Copyable, Sendable {
         assertionFailure("frame in slot \(slot) was dropped without being released to its pool")
     }
 }
+
+/// A frame set aside by `FramePool.park`: a plain value so it can sit in collections; `FramePool.unpark` turns it
+/// back into the owning token.
+public struct ParkedFrame: Sendable, BitwiseCopyable {
+    public let slot: UInt32
+    public let length: UInt32
+    public let originalLength: UInt32
+    public let timestampNanoseconds: UInt64
+    public let linkType: LinkType
+}

@@ -76,6 +76,22 @@ public final class FramePool: @unchecked Sendable {
         if Int(slot) < frameCount { freeRegular.append(slot) } else { freeJumbo.append(slot) }
     }
 
+    /// Sets a frame aside in a copyable form, for a stage that must hold several frames in a collection (the source
+    /// holding IP fragments until it knows which worker owns their datagram). Every parked frame must be unparked
+    /// exactly once, by the same thread.
+    public func park(_ frame: consuming Frame) -> ParkedFrame {
+        let p = ParkedFrame(slot: frame.slot, length: frame.length, originalLength: frame.originalLength,
+                            timestampNanoseconds: frame.timestampNanoseconds, linkType: frame.linkType)
+        _ = frame.retire()
+        return p
+    }
+
+    /// Turns a parked frame back into its token.
+    public func unpark(_ p: ParkedFrame) -> Frame {
+        Frame(slot: p.slot, length: p.length, originalLength: p.originalLength,
+              timestampNanoseconds: p.timestampNanoseconds, linkType: p.linkType)
+    }
+
     /// Retires a frame that could not be returned through the normal path (a sizing bug): it is lost to the pool,
     /// which is better than corrupting the free lists from a second thread.
     public func releaseLeaked(_ frame: consuming Frame) {

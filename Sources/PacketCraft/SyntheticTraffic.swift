@@ -141,7 +141,8 @@ public struct SyntheticTraffic {
         if inner6 { truth.ipv6Packets += n } else { truth.ipv4Packets += n }
         if shape.outerIPv4 && inner6 { truth.ipv4Packets += n }
         if tcp { truth.tcpPackets += n } else { truth.udpPackets += n }
-        if shape.gtpu { truth.udpPackets += n }  // the outer UDP of GTP-U
+        // The outer UDP of GTP-U (packets are counted per layer seen, so inner UDP already counted it).
+        if shape.gtpu && tcp { truth.udpPackets += n }
     }
 
     private mutating func tcpSession(shape: Shape, client: IPAddress, server: IPAddress, clientPort: UInt16,

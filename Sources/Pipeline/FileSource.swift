@@ -21,6 +21,9 @@ final class FileSource: @unchecked Sendable {
     var poolWaits: UInt64 = 0
     var readErrors: [String] = []
     private var shardPacket = DecodedPacket()
+    private let steering: FragmentSteering?
+    /// Fragments parked until their datagram's owner was known (several workers only).
+    var fragmentsSteered: UInt64 = 0
 
     init(readers: [CaptureFileReader], pool: FramePool, workers: [DecodeWorker], configuration c: PipelineConfiguration) {
         self.readers = readers
@@ -28,6 +31,8 @@ final class FileSource: @unchecked Sendable {
         self.workers = workers
         self.batchSize = c.batchSize
         self.dropWhenFull = c.onFullRing == .drop
+        // Parked fragments hold pool slots: keep a quarter of the pool for them at most.
+        steering = workers.count > 1 ? FragmentSteering(configuration: c, maxParked: pool.frameCount / 4) : nil
     }
 
     func run() {
@@ -48,8 +53,11 @@ final class FileSource: @unchecked Sendable {
                         continue
                     }
                     let frame = takeFrame(bytes: bytes, originalLength: originalLength, ts: ts, linkType: reader.linkType)
-                    let w = workers.count == 1 ? 0 : shard(frame)
-                    send(frame, to: workers[w].input)
+                    if steering == nil {
+                        send(frame, to: workers[0].input)
+                    } else {
+                        dispatch(frame)
+                    }
                     sinceFlush += 1
                     if sinceFlush >= batchSize {
                         flush()
@@ -59,8 +67,31 @@ final class FileSource: @unchecked Sendable {
                 }
             }
         }
+        if let steering {
+            for (frames, w) in steering.evict(now: nil) { for f in frames { send(pool.unpark(f), to: workers[w].input) } }
+        }
         flush()
         packetsRead.store(count, ordering: .relaxed)
+    }
+
+    /// Several workers: sends the frame to the worker owning its flow; IP fragments wait for their datagram.
+    private func dispatch(_ frame: consuming Frame) {
+        guard let steering else { return send(frame, to: workers[0].input) }
+        let bytes = pool.bytes(of: frame)
+        let outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &shardPacket)
+        var sourceIsA = false
+        let hashWorker = Int(FlowKey(shardPacket, sourceIsA: &sourceIsA).symmetricHash % UInt64(workers.count))
+        guard case .fragment(let info) = outcome else { return send(frame, to: workers[hashWorker].input) }
+        fragmentsSteered &+= 1
+        let ts = frame.timestampNanoseconds
+        let decision = steering.add(pool.park(frame), info: info, packet: shardPacket, bytes: bytes,
+                                    fallbackWorker: hashWorker, workers: workers.count)
+        if case .release(let frames, let w) = decision {
+            for f in frames { send(pool.unpark(f), to: workers[w].input) }
+        }
+        for (frames, w) in steering.evict(now: ts) {
+            for f in frames { send(pool.unpark(f), to: workers[w].input) }
+        }
     }
 
     /// Enqueues (unpublished) on `ring`; when it is full, publishes and waits (files) or drops and counts (live).
@@ -107,14 +138,5 @@ final class FileSource: @unchecked Sendable {
             flush()
             backoff.wait()
         }
-    }
-
-    /// The worker that owns this frame's flow: symmetric hash of the innermost flow key (for an IP fragment, of
-    /// the fragmented layer's addresses, so all fragments of a datagram meet in one worker).
-    private func shard(_ frame: borrowing Frame) -> Int {
-        _ = PacketDecoder.decode(pool.bytes(of: frame), linkType: frame.linkType, into: &shardPacket)
-        var sourceIsA = false
-        let key = FlowKey(shardPacket, sourceIsA: &sourceIsA)
-        return Int(key.symmetricHash % UInt64(workers.count))
     }
 }

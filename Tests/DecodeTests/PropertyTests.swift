@@ -63,7 +63,7 @@ struct PropertyTests {
 
     @Test("random bytes and mutated fixtures (seeded)")
     func random() {
-        var rng = SplitMix64(seed: 0x5747_4554_4150)  // reproducible
+        var rng = SeededGenerator(seed: 0x5747_4554_4150)  // reproducible
         let fixtures = validFixtures + malformedFixtures
         var failures: [String] = []
         var outcomes = [String: Int]()

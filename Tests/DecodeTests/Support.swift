@@ -175,8 +175,8 @@ func verify(_ f: Fixture) {
     f.check?(p)
 }
 
-/// A seeded SplitMix64 generator, for reproducible random cases.
-struct SplitMix64: RandomNumberGenerator {
+/// A seeded SplitMix64 generator (written here, independent of PacketCraft's), for reproducible random cases.
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -159,3 +159,41 @@ final class Collected: @unchecked Sendable {
     func add(_ r: FlowRecord) { lock.lock(); records.append(r); lock.unlock() }
     var all: [FlowRecord] { lock.lock(); defer { lock.unlock() }; return records }
 }
+
+@Suite("Sharding across workers")
+struct ShardingTests {
+    @Test("a tunnelled flow whose outer packets are sometimes fragmented stays one flow with any worker count",
+          arguments: [1, 2, 3, 4])
+    func fragmentedTunnelStaysOneFlow(workers: Int) throws {
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        let outerA = IPAddress("192.0.2.1")!, outerB = IPAddress("192.0.2.2")!
+        let ue = IPAddress("10.45.0.9")!, srv = IPAddress("198.51.100.7")!
+        var ts: UInt64 = 1_000_000_000
+        func put(_ f: [UInt8]) throws { ts += 1000; try w.write(packet: f, timestampNanoseconds: ts) }
+        // Ten flows through the same GRE tunnel, so a wrong shard would split at least one of them.
+        for port in UInt16(40000)..<40010 {
+            try put(PacketBuilder.build([.ethernet(), .ipv4(src: outerA, dst: outerB), .gre(),
+                                         .ipv4(src: ue, dst: srv), .tcp(src: port, dst: 80, flags: TCPFlags.syn)]))
+            try put(PacketBuilder.build([.ethernet(), .ipv4(src: outerB, dst: outerA), .gre(),
+                                         .ipv4(src: srv, dst: ue), .tcp(src: 80, dst: port, flags: TCPFlags.synAck)]))
+            // A large segment whose outer IPv4 packet is fragmented, delivered out of order.
+            let big = [UInt8](repeating: 0x61, count: 2500)
+            let fragments = PacketBuilder.ipv4Fragments(
+                [.gre(), .ipv4(src: ue, dst: srv), .tcp(src: port, dst: 80, flags: TCPFlags.pshAck), .payload(big)],
+                src: outerA, dst: outerB, id: port, fragmentSize: 1000)
+            for f in fragments.reversed() { try put(f) }
+            try put(PacketBuilder.build([.ethernet(), .ipv4(src: outerB, dst: outerA), .gre(),
+                                         .ipv4(src: srv, dst: ue), .tcp(src: 80, dst: port, flags: TCPFlags.ack)]))
+        }
+        try w.close()
+        var c = PipelineConfiguration()
+        c.workers = workers
+        let s = try ReplayPipeline(configuration: c).run(files: [file.path])
+        #expect(s.flowsTCP == 10)
+        #expect(s.counters.reassembly.datagramsCompleted == 10)
+        #expect(s.counters.packets(with: .gre) == 60)
+        #expect(s.counters.errors.reduce(0, +) == 0)
+        #expect(s.devices == 1)
+    }
+}

@@ -1,0 +1,102 @@
+import Capture
+import Decode
+import Flows
+
+/// Keeps IP fragments and the rest of their flow in one worker when there are several.
+///
+/// A fragment's flow is known only once its datagram is reassembled (the inner 5-tuple, or for a fragmented
+/// tunnel the whole inner packet, is inside). So the source reassembles too, only to learn the owner: it parks the
+/// fragments of each datagram and, when the datagram completes, sends them all to the worker owning the inner
+/// flow, which reassembles them again for real. A datagram that is refused, times out or overflows the parking
+/// budget goes to the worker of its fragmented layer's addresses, where it is counted the same way. (Suricata's
+/// autofp does the same: defragment before choosing the flow's thread.)
+final class FragmentSteering {
+    private struct Key: Hashable {
+        var source: IPAddress, destination: IPAddress, identification: UInt32, isIPv6: Bool, vlans: UInt64
+        var tunnelSource: IPAddress, tunnelDestination: IPAddress
+    }
+    private struct Held {
+        var frames: [ParkedFrame]
+        var firstSeen: UInt64
+        var fallbackWorker: Int
+    }
+
+    private let reassembler: FragmentReassembler
+    private var held: [Key: Held] = [:]
+    private var parked = 0
+    private let maxParked: Int
+    private let timeout: UInt64
+    private var scratch = DecodedPacket()
+
+    init(configuration c: PipelineConfiguration, maxParked: Int) {
+        reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,
+                                          timeoutNanoseconds: c.reassemblyTimeoutNanoseconds)
+        timeout = c.reassemblyTimeoutNanoseconds
+        self.maxParked = max(1, maxParked)
+    }
+
+    /// What to do with a fragment frame.
+    enum Decision {
+        /// Parked: nothing to send now.
+        case parked
+        /// Send these frames (oldest first) to `worker`.
+        case release([ParkedFrame], worker: Int)
+    }
+
+    /// Takes a fragment (already decoded into `packet`, `info`), parked as `frame`.
+    func add(_ frame: ParkedFrame, info: FragmentInfo, packet: DecodedPacket, bytes: UnsafeRawBufferPointer,
+             fallbackWorker: Int, workers: Int) -> Decision
+    {
+        var vlans: UInt64 = 0
+        for i in 0..<min(Int(packet.vlanCount), DecodedPacket.maxStoredVLANs) { vlans = vlans << 16 | UInt64(packet.vlanID(i)) }
+        let key = Key(source: info.source, destination: info.destination, identification: info.identification,
+                      isIPv6: info.isIPv6, vlans: vlans,
+                      tunnelSource: packet.tunnelDepth > 0 ? packet.tunnelSource : .none,
+                      tunnelDestination: packet.tunnelDepth > 0 ? packet.tunnelDestination : .none)
+        var entry = held.removeValue(forKey: key) ?? Held(frames: [], firstSeen: frame.timestampNanoseconds,
+                                                          fallbackWorker: fallbackWorker)
+        entry.frames.append(frame)
+        parked += 1
+        switch reassembler.add(info, bytes: bytes, packet: packet, now: frame.timestampNanoseconds) {
+        case .incomplete:
+            held[key] = entry
+            return .parked
+        case .refused:
+            parked -= entry.frames.count
+            return .release(entry.frames, worker: entry.fallbackWorker)
+        case .complete(let datagram, let proto):
+            parked -= entry.frames.count
+            scratch = packet
+            var worker = entry.fallbackWorker
+            // An inner fragment (fragmented IP inside a reassembled tunnel) stays with the outer datagram's owner.
+            if case .complete = PacketDecoder.resume(datagram: datagram, ipProtocol: proto, into: &scratch) {
+                var sourceIsA = false
+                worker = Int(FlowKey(scratch, sourceIsA: &sourceIsA).symmetricHash % UInt64(workers))
+            }
+            return .release(entry.frames, worker: worker)
+        }
+    }
+
+    /// Datagrams to give up on: older than the timeout at `now`, or the oldest while too many frames are parked.
+    /// (`now` nil: everything, at the end of a run.)
+    func evict(now: UInt64?) -> [(frames: [ParkedFrame], worker: Int)] {
+        guard !held.isEmpty else { return [] }
+        var out: [(frames: [ParkedFrame], worker: Int)] = []
+        if let now {
+            let stale = held.filter { now > $0.value.firstSeen && now - $0.value.firstSeen > timeout }
+            for (k, h) in stale { held[k] = nil; parked -= h.frames.count; out.append((h.frames, h.fallbackWorker)) }
+            while parked > maxParked, let oldest = held.min(by: { $0.value.firstSeen < $1.value.firstSeen }) {
+                held[oldest.key] = nil
+                parked -= oldest.value.frames.count
+                out.append((oldest.value.frames, oldest.value.fallbackWorker))
+            }
+        } else {
+            for (_, h) in held.sorted(by: { $0.value.firstSeen < $1.value.firstSeen }) {
+                out.append((h.frames, h.fallbackWorker))
+            }
+            held.removeAll()
+            parked = 0
+        }
+        return out
+    }
+}
