@@ -349,7 +349,13 @@ public enum PacketDecoder {
         guard off + 20 <= end else { return .malformed(.tcpTruncated) }
         let dataOffset = Int(b[off + 12] >> 4) &* 4
         guard dataOffset >= 20 else { return .malformed(.tcpBadDataOffset) }
-        guard off + dataOffset <= end else { return .malformed(.tcpTruncated) }
+        var optEnd = off + dataOffset
+        if optEnd > end {
+            // Options cut by the snap length (the IP header promised more than was captured): the fixed header is
+            // whole, so keep the segment and read the options that are there. Otherwise the segment lies.
+            guard p.has(.ipCapturedShort) else { return .malformed(.tcpTruncated) }
+            optEnd = end
+        }
         p.layers.insert(.tcp)
         p.sourcePort = u16(b, off)
         p.destinationPort = u16(b, off + 2)
@@ -357,18 +363,20 @@ public enum PacketDecoder {
         p.tcpAcknowledgment = u32(b, off + 8)
         p.tcpFlags = b[off + 13]
         p.tcpWindow = u16(b, off + 14)
-        p.payloadOffset = off + dataOffset
-        p.payloadLength = end - (off + dataOffset)
-        // Options: the ones the flow table uses are kept; any malformed length fails the packet.
+        p.payloadOffset = optEnd
+        p.payloadLength = end - optEnd
+        // Options: the ones the flow table uses are kept; any malformed length fails the packet (an option cut by
+        // the snap length just ends the list).
         var o = off + 20
-        let optEnd = off + dataOffset
         while o < optEnd {
             let kind = b[o]
             if kind == 0 { break }
             if kind == 1 { o += 1; continue }
-            guard o + 1 < optEnd else { return .malformed(.tcpBadOptions) }
+            let cut = optEnd < off + dataOffset
+            guard o + 1 < optEnd else { if cut { break }; return .malformed(.tcpBadOptions) }
             let len = Int(b[o + 1])
-            guard len >= 2, o + len <= optEnd else { return .malformed(.tcpBadOptions) }
+            guard len >= 2 else { return .malformed(.tcpBadOptions) }
+            guard o + len <= optEnd else { if cut { break }; return .malformed(.tcpBadOptions) }
             switch kind {
             case 2 where len == 4: p.tcpMSS = u16(b, o + 2)
             case 3 where len == 3: p.tcpWindowScale = b[o + 2]

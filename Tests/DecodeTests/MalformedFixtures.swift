@@ -135,8 +135,11 @@ func makeMalformedFixtures() -> [Fixture] {
     // MARK: TCP / UDP
 
     bad("TCP header cut at 19 bytes", .ethernet, cut(tcp4, 14 + 20 + 19), .tcpTruncated, src: a4, dst: b4)
-    bad("TCP options cut", .ethernet,
-        cut([eth0, ip4, .tcp(src: 1, dst: 2, options: TCPOption.mss(1460))], 14 + 20 + 22), .tcpTruncated)
+    bad("TCP options beyond the IP total length (not a snap-length cut)", .ethernet,
+        poked([eth0, ip4, .tcp(src: 1, dst: 2, options: TCPOption.mss(1460))]) { b, o in
+            b.poke(UInt16(20 + 22), at: o[1] + 2)  // IPv4 total length ends inside the options
+            PacketBuilder.fixIPv4HeaderChecksum(&b, at: o[1])
+        }, .tcpTruncated)
     bad("TCP data offset 60 with a 20-byte segment", .ethernet,
         poked([eth0, ip4, .tcp(src: 1, dst: 2)]) { b, o in b[o[2] + 12] = 0xf0 }, .tcpTruncated)
     bad("TCP data offset 16", .ethernet, poked(tcp4) { b, o in b[o[2] + 12] = 0x40 }, .tcpBadDataOffset,

@@ -129,6 +129,18 @@ func makeValidFixtures() -> [Fixture] {
         f.append(Fixture("IPv4 cut by the snap length", .ethernet, Array(frame.prefix(frame.count - 40)),
                          layers: tcpLayers, src: a4, dst: b4, ports: tcpPorts, proto: 6,
                          notices: [.ipCapturedShort], payload: Array(big.prefix(60))))
+        // A SYN whose options the snap length cut (zeek's truncated-header capture, snaplen 68): the fixed TCP
+        // header is whole, so the segment is kept with the options that are there.
+        let syn = PacketBuilder.build([eth0, ip4, .tcp(src: 1, dst: 2, flags: TCPFlags.syn,
+                                                       options: TCPOption.mss(1460) + TCPOption.sackPermitted
+                                                           + TCPOption.timestamps(value: 1, echo: 0))])
+        f.append(Fixture("TCP options cut by the snap length", .ethernet, Array(syn.prefix(14 + 20 + 26)),
+                         layers: tcpLayers, src: a4, dst: b4, ports: (1, 2), proto: 6,
+                         notices: [.ipCapturedShort], payload: [],
+                         check: { p in
+                             #expect(p.tcpFlags == TCPFlags.syn)
+                             #expect(p.tcpMSS == 1460 && p.tcpSACKPermitted && !p.tcpTimestamp)
+                         }))
         let frame6 = PacketBuilder.build([eth0, ip6, udpDgram, .payload(big)])
         f.append(Fixture("IPv6 UDP cut by the snap length", .ethernet, Array(frame6.prefix(frame6.count - 30)),
                          layers: [.ethernet, .ipv6, .udp], src: a6, dst: b6, ports: udpPorts, proto: 17,

@@ -138,12 +138,12 @@ struct FlowTableTests {
     func idleTimeout() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 100)
         let ended = Ended()
-        t.track(udp(client, 1, server, 53), now: 0, onEnd: ended.callAsFunction)
-        t.track(udp(client, 2, server, 53), now: 50, onEnd: ended.callAsFunction)
-        t.track(udp(client, 3, server, 53), now: 120, onEnd: ended.callAsFunction)  // flow 1 is 120 idle: ends
+        t.track(udp(client, 40001, server, 53), now: 0, onEnd: ended.callAsFunction)
+        t.track(udp(client, 40002, server, 53), now: 50, onEnd: ended.callAsFunction)
+        t.track(udp(client, 40003, server, 53), now: 120, onEnd: ended.callAsFunction)  // 40001 is 120 idle: ends
         #expect(ended.records.count == 1)
         #expect(ended.records.first?.1 == .idle)
-        #expect(ended.records.first?.0.clientPort == 1)
+        #expect(ended.records.first?.0.clientPort == 40001)
         t.expire(now: 1000, limit: 10, onEnd: ended.callAsFunction)
         #expect(ended.records.count == 3)
         #expect(t.count == 0)
@@ -155,16 +155,18 @@ struct FlowTableTests {
         let t = FlowTable(capacity: 64, idleTimeoutNanoseconds: .max / 2)
         let ended = Ended()
         var slots: [UInt16: Int32] = [:]
-        for port in UInt16(1)...64 { slots[port] = t.track(udp(client, port, server, 53), now: UInt64(port), onEnd: ended.callAsFunction) }
-        // Touch flow 1 so flow 2 becomes the least recently used.
-        #expect(t.track(udp(server, 53, client, 1), now: 100, onEnd: ended.callAsFunction) == slots[1])
-        t.track(udp(client, 65, server, 53), now: 101, onEnd: ended.callAsFunction)
+        for port in UInt16(40001)...40064 {
+            slots[port] = t.track(udp(client, port, server, 53), now: UInt64(port), onEnd: ended.callAsFunction)
+        }
+        // Touch the first flow so the second becomes the least recently used.
+        #expect(t.track(udp(server, 53, client, 40001), now: 50000, onEnd: ended.callAsFunction) == slots[40001])
+        t.track(udp(client, 40065, server, 53), now: 50001, onEnd: ended.callAsFunction)
         #expect(ended.records.count == 1)
         #expect(ended.records.first?.1 == .evictedLRU)
-        #expect(ended.records.first?.0.clientPort == 2)
+        #expect(ended.records.first?.0.clientPort == 40002)
         #expect(t.count == 64)
         // Every surviving flow is still found (backward-shift deletion kept the probe chains whole).
-        for port in UInt16(3)...64 {
+        for port in UInt16(40003)...40064 {
             #expect(t.track(udp(client, port, server, 53), now: 200, onEnd: ended.callAsFunction) == slots[port])
         }
         #expect(t.stats.evictedLRU == 1)
@@ -183,10 +185,18 @@ struct FlowTableTests {
         #expect(ended.records.map(\.1) == [.closed])
     }
 
+    @Test("two service ports: the lower one serves")
+    func bothServicePorts() {
+        let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000)
+        let i = t.track(udp(server, 53, client, 8080), now: 1) { _, _ in }
+        #expect(t.entry(i).serverPort == 53)
+        #expect(t.entry(i).clientAddress == client)
+    }
+
     @Test("flush ends every flow")
     func flush() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000)
-        for port in UInt16(1)...5 { t.track(udp(client, port, server, 53), now: 1) { _, _ in } }
+        for port in UInt16(40001)...40005 { t.track(udp(client, port, server, 53), now: 1) { _, _ in } }
         let ended = Ended()
         t.flush(onEnd: ended.callAsFunction)
         #expect(ended.records.count == 5)

@@ -179,9 +179,9 @@ public final class FrameSet: @unchecked Sendable {
         kinds = frames.map(\.0)
         var total = 0
         for (_, f) in frames { total += (f.count + 63) & ~63 }
-        base = .allocate(byteCount: max(total, 64), alignment: 64)
-        offsets = .allocate(capacity: max(count, 1))
-        lengths = .allocate(capacity: max(count, 1))
+        let base = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
+        let offsets = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
+        let lengths = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
         var offset = 0
         var bytes = 0
         for (i, (_, f)) in frames.enumerated() {
@@ -191,6 +191,9 @@ public final class FrameSet: @unchecked Sendable {
             offset += (f.count + 63) & ~63
             bytes += f.count
         }
+        self.base = base
+        self.offsets = offsets
+        self.lengths = lengths
         frameBytes = bytes
     }
 
