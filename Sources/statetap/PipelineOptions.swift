@@ -34,6 +34,9 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "CPUs to pin the source, workers and sink to, in that order, e.g. 0,1 (default: not pinned).")
     var cpus: String?
 
+    /// Checked at parse time, so a bad flag gets its message with the command's usage.
+    func validate() throws { _ = try makeConfiguration() }
+
     func makeConfiguration() throws -> PipelineConfiguration {
         var c = PipelineConfiguration()
         c.workers = workers

@@ -24,6 +24,13 @@ struct Replay: ParsableCommand {
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        for f in files where !FileManager.default.isReadableFile(atPath: f) {
+            let why = FileManager.default.fileExists(atPath: f) ? "permission denied" : "no such file"
+            throw ValidationError("cannot read capture file '\(f)': \(why)")
+        }
+    }
+
     func run() throws {
         let log = global.bootstrap()
         let configuration = try pipeline.makeConfiguration()
@@ -38,9 +45,6 @@ struct Replay: ParsableCommand {
 func runReplay(files: [String], configuration: PipelineConfiguration, progressInterval: Double,
                log: Logger) throws -> PipelineSummary
 {
-    for f in files where !FileManager.default.isReadableFile(atPath: f) {
-        throw ValidationError("cannot read capture file '\(f)': \(FileManager.default.fileExists(atPath: f) ? "permission denied" : "no such file")")
-    }
     let pipeline = try ReplayPipeline(configuration: configuration)
     log.info("replaying \(files.count) file(s) with \(configuration.workers) worker(s)")
     let summary = try pipeline.run(

@@ -5,17 +5,18 @@ import Pipeline
 /// Renders a pipeline summary as text or as one JSON object (same content).
 enum SummaryFormatter {
     /// The summary as an ordered list of (key, value) pairs; values are numbers, strings or nested objects.
-    static func object(_ s: PipelineSummary) -> [(String, Any)] {
+    /// `allReasons`: list every error and notice, zeros included (JSON: a stable schema for tools).
+    static func object(_ s: PipelineSummary, allReasons: Bool = false) -> [(String, Any)] {
         let c = s.counters
         var layers: [(String, Any)] = []
         for (name, layer) in Layers.named { layers.append((name, c.packets(with: layer))) }
         layers.append(("non_ip", c.notIP))
         var errors: [(String, Any)] = []
-        for e in DecodeError.allCases where c.errors[Int(e.rawValue)] > 0 {
+        for e in DecodeError.allCases where allReasons || c.errors[Int(e.rawValue)] > 0 {
             errors.append((e.name, c.errors[Int(e.rawValue)]))
         }
         var notices: [(String, Any)] = []
-        for n in DecodeNotice.allCases where c.notices[Int(n.rawValue)] > 0 {
+        for n in DecodeNotice.allCases where allReasons || c.notices[Int(n.rawValue)] > 0 {
             notices.append((n.name, c.notices[Int(n.rawValue)]))
         }
         let malformed = c.errors.reduce(0, +)
@@ -55,7 +56,7 @@ enum SummaryFormatter {
 
     private static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
-    static func json(_ s: PipelineSummary) -> String { encode(object(s)) }
+    static func json(_ s: PipelineSummary) -> String { encode(object(s, allReasons: true)) }
 
     private static func encode(_ v: Any) -> String {
         switch v {
