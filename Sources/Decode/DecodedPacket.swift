@@ -73,15 +73,6 @@ public struct DecodedPacket: Sendable, BitwiseCopyable {
         }
         vlanCount &+= 1
     }
-
-    /// TCP flag bits.
-    public enum TCPFlag {
-        public static let fin: UInt8 = 0x01
-        public static let syn: UInt8 = 0x02
-        public static let rst: UInt8 = 0x04
-        public static let psh: UInt8 = 0x08
-        public static let ack: UInt8 = 0x10
-    }
 }
 
 /// An IP fragment the decoder stopped at: reassemble it, then resume with `PacketDecoder.resume`.
@@ -117,4 +108,22 @@ public enum DecodeOutcome: Sendable {
     case notIP
     /// Malformed or truncated: the reason, and the packet fields decoded so far stay valid.
     case malformed(DecodeError)
+}
+
+/// TCP flag bits (the decoder reports them in `DecodedPacket.tcpFlags`; the packet builder takes them).
+public enum TCPFlags {
+    public static let fin: UInt8 = 0x01
+    public static let syn: UInt8 = 0x02
+    public static let rst: UInt8 = 0x04
+    public static let psh: UInt8 = 0x08
+    public static let ack: UInt8 = 0x10
+    public static let urg: UInt8 = 0x20
+    public static let ece: UInt8 = 0x40
+    public static let cwr: UInt8 = 0x80
+    /// SYN+ACK.
+    public static let synAck: UInt8 = syn | ack
+    /// PSH+ACK.
+    public static let pshAck: UInt8 = psh | ack
+    /// FIN+ACK.
+    public static let finAck: UInt8 = fin | ack
 }

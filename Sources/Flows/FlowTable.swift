@@ -145,8 +145,8 @@ public final class FlowTable {
         let e = entries + Int(found)
         let fromA = sourceIsA
         // A SYN or SYN-ACK seen after a mid-stream pickup fixes the orientation.
-        if e.pointee.orientation != .handshake && p.layers.contains(.tcp) && p.tcpFlags & DecodedPacket.TCPFlag.syn != 0 {
-            let senderIsClient = p.tcpFlags & DecodedPacket.TCPFlag.ack == 0
+        if e.pointee.orientation != .handshake && p.layers.contains(.tcp) && p.tcpFlags & TCPFlags.syn != 0 {
+            let senderIsClient = p.tcpFlags & TCPFlags.ack == 0
             e.pointee.clientIsA = senderIsClient == fromA
             e.pointee.orientation = .handshake
             assignDevice(e)
@@ -163,10 +163,10 @@ public final class FlowTable {
             if p.hasTEID { e.pointee.teidToClient = p.teid }
         }
         if p.layers.contains(.tcp) {
-            if p.tcpFlags & DecodedPacket.TCPFlag.fin != 0 {
+            if p.tcpFlags & TCPFlags.fin != 0 {
                 if toServer { e.pointee.finFromClient = true } else { e.pointee.finFromServer = true }
             }
-            if p.tcpFlags & DecodedPacket.TCPFlag.rst != 0 { e.pointee.reset = true }
+            if p.tcpFlags & TCPFlags.rst != 0 { e.pointee.reset = true }
         }
         return found
     }
@@ -192,8 +192,8 @@ public final class FlowTable {
         // Orientation.
         var clientIsA: Bool
         var orientation: Orientation
-        if p.layers.contains(.tcp) && p.tcpFlags & DecodedPacket.TCPFlag.syn != 0 {
-            let senderIsClient = p.tcpFlags & DecodedPacket.TCPFlag.ack == 0
+        if p.layers.contains(.tcp) && p.tcpFlags & TCPFlags.syn != 0 {
+            let senderIsClient = p.tcpFlags & TCPFlags.ack == 0
             clientIsA = senderIsClient == sourceIsA
             orientation = .handshake
         } else {

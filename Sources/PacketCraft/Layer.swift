@@ -76,24 +76,6 @@ public struct GTPUExtension: Sendable, Hashable {
     }
 }
 
-/// TCP flag bits for `Layer.tcp(flags:)`.
-public enum TCPFlags {
-    public static let fin: UInt8 = 0x01
-    public static let syn: UInt8 = 0x02
-    public static let rst: UInt8 = 0x04
-    public static let psh: UInt8 = 0x08
-    public static let ack: UInt8 = 0x10
-    public static let urg: UInt8 = 0x20
-    public static let ece: UInt8 = 0x40
-    public static let cwr: UInt8 = 0x80
-    /// SYN+ACK.
-    public static let synAck: UInt8 = syn | ack
-    /// PSH+ACK.
-    public static let pshAck: UInt8 = psh | ack
-    /// FIN+ACK.
-    public static let finAck: UInt8 = fin | ack
-}
-
 /// Encoded TCP options to concatenate into `Layer.tcp(options:)`.
 public enum TCPOption {
     /// End of option list (kind 0).

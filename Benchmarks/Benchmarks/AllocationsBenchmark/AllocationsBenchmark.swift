@@ -8,6 +8,9 @@ import Benchmark
 import BenchmarkSupport
 import Decode
 import Flows
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Frames per batch (one outer iteration).
 let batchSize = 1000
@@ -22,6 +25,8 @@ final class FlowState: @unchecked Sendable {
     let startNanoseconds: UInt64 = 1_764_000_000_000_000_000
     /// Flows ended (evicted) so far: counted so the callback has something to do.
     var ended = 0
+    /// STATETAP_BENCH_INJECT_MALLOC set: allocate once per batch, to see the threshold check fail.
+    let injectMalloc = getenv("STATETAP_BENCH_INJECT_MALLOC") != nil
 
     init(flowCapacity: Int) throws {
         var factory = FrameFactory()
@@ -78,6 +83,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Allocations.decode+track", configuration: configuration) { benchmark, state in
         for _ in benchmark.scaledIterations {
             blackHole(state.runBatch())
+            if state.injectMalloc { blackHole(ContiguousArray<UInt8>(repeating: 0, count: 64)) }
         }
     } setup: {
         try FlowState(flowCapacity: 65_536)
