@@ -51,7 +51,10 @@ public struct DecodedPacket: Sendable, BitwiseCopyable {
     /// Whether `n` was raised for this packet.
     @inlinable public func has(_ n: DecodeNotice) -> Bool { notices & (1 << n.rawValue) != 0 }
 
-    public init() {}
+    /// The IP fragment the decoder stopped at, when the outcome is `.fragment`.
+    public var fragment = FragmentInfo.none
+
+    @inlinable public init() {}
 
     /// VLAN id at `index` (outermost first), for `index < min(vlanCount, maxStoredVLANs)`.
     @inlinable public func vlanID(_ index: Int) -> UInt16 {
@@ -90,6 +93,12 @@ public struct FragmentInfo: Sendable, BitwiseCopyable {
     /// This fragment's data within the decoded buffer.
     public var dataOffset: Int
     public var dataLength: Int
+    /// No fragment.
+    public static let none = FragmentInfo(source: .none, destination: .none, identification: 0, nextProtocol: 0,
+                                          isIPv6: false, fragmentOffset: 0, moreFragments: false, dataOffset: 0,
+                                          dataLength: 0)
+
+    @inlinable
     public init(source: IPAddress, destination: IPAddress, identification: UInt32, nextProtocol: UInt8,
                 isIPv6: Bool, fragmentOffset: Int, moreFragments: Bool, dataOffset: Int, dataLength: Int) {
         self.source = source; self.destination = destination; self.identification = identification
@@ -99,11 +108,12 @@ public struct FragmentInfo: Sendable, BitwiseCopyable {
 }
 
 /// The result of decoding one packet.
-public enum DecodeOutcome: Sendable {
+public enum DecodeOutcome: Sendable, Equatable {
     /// Decoded to the innermost layer the decoder knows.
     case complete
-    /// Stopped at an IP fragment.
-    case fragment(FragmentInfo)
+    /// Stopped at an IP fragment, described by `DecodedPacket.fragment`. (Kept out of the outcome so the outcome is
+    /// two bytes: every layer function returns it.)
+    case fragment
     /// Not IP (ARP, LLDP...): only L2 was decoded.
     case notIP
     /// Malformed or truncated: the reason, and the packet fields decoded so far stay valid.

@@ -1,7 +1,7 @@
 /// Decodes L2-L4 and tunnel headers over borrowed bytes, without copying or allocating.
 ///
 /// Every read is bounds-checked first; malformed input returns `.malformed(reason)` and never traps. The decoder is
-/// stateless: IP fragments stop it with `.fragment(info)`; after reassembly, `resume(datagram:...)` continues from
+/// stateless: IP fragments stop it with `.fragment` (details in `packet.fragment`); after reassembly, `resume(datagram:...)` continues from
 /// the reassembled payload with the same packet context.
 public enum PacketDecoder {
     /// Tunnels (GRE, IP-in-IP, GTP-U, MPLS pseudowires) nested deeper than this are refused.
@@ -22,22 +22,22 @@ public enum PacketDecoder {
         case .raw:
             guard b.count >= 1 else { return .malformed(.ipv4Truncated) }
             switch b[0] >> 4 {
-            case 4: return ipv4(b, 0, b.count, &p)
-            case 6: return ipv6(b, 0, b.count, &p)
+            case 4: return outlinedIPv4(b, 0, b.count, &p)
+            case 6: return outlinedIPv6(b, 0, b.count, &p)
             default: return .malformed(.ipv4BadVersion)
             }
         case .ipv4:
-            return ipv4(b, 0, b.count, &p)
+            return outlinedIPv4(b, 0, b.count, &p)
         case .ipv6:
-            return ipv6(b, 0, b.count, &p)
+            return outlinedIPv6(b, 0, b.count, &p)
         case .null, .loop:
             guard b.count >= 4 else { return .malformed(.loopbackTruncated) }
             // AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 depending on the OS that wrote the file.
             let raw = b.loadUnaligned(as: UInt32.self)
             let family = raw > 0xffff ? raw.byteSwapped : raw
             switch family {
-            case 2: return ipv4(b, 4, b.count, &p)
-            case 10, 24, 28, 30: return ipv6(b, 4, b.count, &p)
+            case 2: return outlinedIPv4(b, 4, b.count, &p)
+            case 10, 24, 28, 30: return outlinedIPv6(b, 4, b.count, &p)
             default: p.note(.nonIP); return .notIP
             }
         case .linuxSLL:
@@ -95,9 +95,34 @@ public enum PacketDecoder {
         return true
     }
 
+    // MARK: - Out-of-line entries
+    // The layer functions are inlined into one another so the common path (Ethernet, VLAN, IP, TCP/UDP) is one
+    // straight function. Tunnels start the chain again and the rarer link types and L2.5 layers enter it too:
+    // they go through these out-of-line entries, which break the recursion and keep the code small.
+
+    @usableFromInline @inline(never)
+    static func outlinedEthernet(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome { ethernet(b, off, end, &p) }
+
+    @usableFromInline @inline(never)
+    static func outlinedIPv4(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome { ipv4(b, off, end, &p) }
+
+    @usableFromInline @inline(never)
+    static func outlinedIPv6(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome { ipv6(b, off, end, &p) }
+
+    @usableFromInline @inline(never)
+    static func outlinedMPLS(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome { mpls(b, off, end, &p) }
+
+    @usableFromInline @inline(never)
+    static func outlinedPPP(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome { ppp(b, off, end, &p) }
+
     // MARK: - Layer 2
 
-    @inlinable
+    @inlinable @inline(__always)
     static func ethernet(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
         -> DecodeOutcome
     {
@@ -109,7 +134,7 @@ public enum PacketDecoder {
         return etherType(type, b, off + 14, end, &p)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func etherType(_ type: UInt16, _ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int,
                           _ p: inout DecodedPacket) -> DecodeOutcome
     {
@@ -129,7 +154,7 @@ public enum PacketDecoder {
             case 0x86dd:
                 return ipv6(b, off, end, &p)
             case 0x8847, 0x8848:
-                return mpls(b, off, end, &p)
+                return outlinedMPLS(b, off, end, &p)
             case 0x8864:
                 return pppoeSession(b, off, end, &p)
             default:
@@ -139,7 +164,7 @@ public enum PacketDecoder {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func mpls(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
         -> DecodeOutcome
     {
@@ -155,16 +180,16 @@ public enum PacketDecoder {
         guard off < end else { return .malformed(.mplsTruncated) }
         // MPLS does not say what it carries; the first nibble does (RFC 4385 control word starts with 0000).
         switch b[off] >> 4 {
-        case 4: return ipv4(b, off, end, &p)
-        case 6: return ipv6(b, off, end, &p)
+        case 4: return outlinedIPv4(b, off, end, &p)
+        case 6: return outlinedIPv6(b, off, end, &p)
         case 0:
             guard enterTunnel(&p) else { return .malformed(.tooManyEncapsulations) }
-            return ethernet(b, off + 4, end, &p)  // Ethernet pseudowire after its control word
+            return outlinedEthernet(b, off + 4, end, &p)  // Ethernet pseudowire after its control word
         default: return .malformed(.mplsUnknownPayload)
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func pppoeSession(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket)
         -> DecodeOutcome
     {
@@ -178,7 +203,7 @@ public enum PacketDecoder {
     }
 
     /// A PPP frame (PPPoE or PPTP's enhanced GRE), with optional address/control and compressed protocol fields.
-    @inlinable
+    @inlinable @inline(__always)
     static func ppp(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         var off = off
         if off + 2 <= end && b[off] == 0xff && b[off + 1] == 0x03 { off += 2 }
@@ -192,15 +217,15 @@ public enum PacketDecoder {
             off += 1
         }
         switch proto {
-        case 0x0021: return ipv4(b, off, end, &p)
-        case 0x0057: return ipv6(b, off, end, &p)
+        case 0x0021: return outlinedIPv4(b, off, end, &p)
+        case 0x0057: return outlinedIPv6(b, off, end, &p)
         default: p.note(.nonIP); return .notIP
         }
     }
 
     // MARK: - Layer 3
 
-    @inlinable
+    @inlinable @inline(__always)
     static func ipv4(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         guard off + 20 <= end else { return .malformed(.ipv4Truncated) }
         let vihl = b[off]
@@ -238,15 +263,16 @@ public enum PacketDecoder {
         let fragOffset = Int(fragField & 0x1fff) &* 8
         if moreFragments || fragOffset != 0 {
             p.layers.insert(.fragment)
-            return .fragment(FragmentInfo(
+            p.fragment = FragmentInfo(
                 source: p.source, destination: p.destination, identification: UInt32(u16(b, off + 4)),
                 nextProtocol: proto, isIPv6: false, fragmentOffset: fragOffset, moreFragments: moreFragments,
-                dataOffset: off + ihl, dataLength: ipEnd - (off + ihl)))
+                dataOffset: off + ihl, dataLength: ipEnd - (off + ihl))
+            return .fragment
         }
         return ipPayload(proto, b, off + ihl, ipEnd, &p)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func ipv6(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         guard off + 40 <= end else { return .malformed(.ipv6Truncated) }
         guard b[off] >> 4 == 6 else { return .malformed(.ipv6BadVersion) }
@@ -293,10 +319,11 @@ public enum PacketDecoder {
                 } else {
                     p.layers.insert(.fragment)
                     p.ipProtocol = inner
-                    return .fragment(FragmentInfo(
+                    p.fragment = FragmentInfo(
                         source: p.source, destination: p.destination, identification: ident, nextProtocol: inner,
                         isIPv6: true, fragmentOffset: fragOffset, moreFragments: more, dataOffset: cur,
-                        dataLength: ipEnd - cur))
+                        dataLength: ipEnd - cur)
+                    return .fragment
                 }
             case 59:
                 p.ipProtocol = 59  // no next header
@@ -309,7 +336,7 @@ public enum PacketDecoder {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     static func ipPayload(_ proto: UInt8, _ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int,
                           _ p: inout DecodedPacket) -> DecodeOutcome
     {
@@ -324,11 +351,11 @@ public enum PacketDecoder {
         case IPProtocol.ipv4:
             guard enterTunnel(&p) else { return .malformed(.tooManyEncapsulations) }
             p.layers.insert(.ipInIP)
-            return ipv4(b, off, end, &p)
+            return outlinedIPv4(b, off, end, &p)
         case IPProtocol.ipv6:
             guard enterTunnel(&p) else { return .malformed(.tooManyEncapsulations) }
             p.layers.insert(.ipInIP)
-            return ipv6(b, off, end, &p)
+            return outlinedIPv6(b, off, end, &p)
         case IPProtocol.icmp, IPProtocol.icmpv6:
             p.layers.insert(.icmp)
             p.payloadOffset = off
@@ -344,7 +371,7 @@ public enum PacketDecoder {
 
     // MARK: - Layer 4
 
-    @inlinable
+    @inlinable @inline(__always)
     static func tcp(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         guard off + 20 <= end else { return .malformed(.tcpTruncated) }
         let dataOffset = Int(b[off + 12] >> 4) &* 4
@@ -392,7 +419,7 @@ public enum PacketDecoder {
     /// UDP port of GTP-U (3GPP TS 29.281).
     public static let gtpuPort: UInt16 = 2152
 
-    @inlinable
+    @inlinable @inline(__always)
     static func udp(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         guard off + 8 <= end else { return .malformed(.udpTruncated) }
         let length = Int(u16(b, off + 4))
@@ -418,7 +445,7 @@ public enum PacketDecoder {
 
     /// GTP-U v1 (3GPP TS 29.281 section 5). Returns nil when the bytes are not GTP-U at all (so the UDP datagram is
     /// left alone); a GTP-U header that is broken past that point is malformed.
-    @inlinable
+    @inlinable @inline(__always)
     static func gtpu(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome? {
         guard off + 8 <= end else { return nil }
         let flags = b[off]
@@ -459,14 +486,14 @@ public enum PacketDecoder {
         guard cur < gEnd else { return .malformed(.gtpuUnknownPayload) }
         guard enterTunnel(&p) else { return .malformed(.tooManyEncapsulations) }
         switch b[cur] >> 4 {
-        case 4: return ipv4(b, cur, gEnd, &p)
-        case 6: return ipv6(b, cur, gEnd, &p)
+        case 4: return outlinedIPv4(b, cur, gEnd, &p)
+        case 6: return outlinedIPv6(b, cur, gEnd, &p)
         default: return .malformed(.gtpuUnknownPayload)
         }
     }
 
     /// GRE (RFC 2784/2890), PPTP's enhanced GRE (RFC 2637), and ERSPAN types I, II and III inside it.
-    @inlinable
+    @inlinable @inline(__always)
     static func gre(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome {
         guard off + 4 <= end else { return .malformed(.greTruncated) }
         let flags = u16(b, off)
@@ -494,23 +521,23 @@ public enum PacketDecoder {
         guard enterTunnel(&p) else { return .malformed(.tooManyEncapsulations) }
         p.layers.insert(.gre)
         switch proto {
-        case 0x0800: return ipv4(b, cur, end, &p)
-        case 0x86dd: return ipv6(b, cur, end, &p)
-        case 0x6558: return ethernet(b, cur, end, &p)  // transparent Ethernet bridging
-        case 0x8847, 0x8848: return mpls(b, cur, end, &p)
-        case 0x880b: return ppp(b, cur, end, &p)
+        case 0x0800: return outlinedIPv4(b, cur, end, &p)
+        case 0x86dd: return outlinedIPv6(b, cur, end, &p)
+        case 0x6558: return outlinedEthernet(b, cur, end, &p)  // transparent Ethernet bridging
+        case 0x8847, 0x8848: return outlinedMPLS(b, cur, end, &p)
+        case 0x880b: return outlinedPPP(b, cur, end, &p)
         case 0x88be:
             p.layers.insert(.erspan)
-            guard hasSequence else { return ethernet(b, cur, end, &p) }  // type I: no ERSPAN header
+            guard hasSequence else { return outlinedEthernet(b, cur, end, &p) }  // type I: no ERSPAN header
             guard cur + 8 <= end else { return .malformed(.erspanTruncated) }  // type II: 8-byte header
-            return ethernet(b, cur + 8, end, &p)
+            return outlinedEthernet(b, cur + 8, end, &p)
         case 0x22eb:
             p.layers.insert(.erspan)
             guard cur + 12 <= end else { return .malformed(.erspanTruncated) }  // type III: 12 bytes
             let hasPlatformSubheader = b[cur + 11] & 0x01 != 0
             let inner = cur + 12 + (hasPlatformSubheader ? 8 : 0)
             guard inner <= end else { return .malformed(.erspanTruncated) }
-            return ethernet(b, inner, end, &p)
+            return outlinedEthernet(b, inner, end, &p)
         default:
             p.note(.otherTransport)
             p.payloadOffset = cur

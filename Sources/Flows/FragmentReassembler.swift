@@ -63,6 +63,7 @@ public final class FragmentReassembler {
     private var order: [Key] = []  // insertion order, for oldest-first expiry (compacted lazily)
     private var spare: [Datagram] = []
     private var completed: Datagram?
+    private var scratchRanges: [(start: Int, end: Int)] = []
 
     public init(memoryBudget: Int = 32 << 20, timeoutNanoseconds: UInt64 = 30_000_000_000) {
         self.memoryBudget = memoryBudget
@@ -161,8 +162,10 @@ public final class FragmentReassembler {
             if conflict { stats.overlapConflicts &+= 1 }
         }
         // Merge [start, end) into the sorted ranges.
-        var merged: [(start: Int, end: Int)] = []
-        merged.reserveCapacity(d.ranges.count + 1)
+        // Built in a scratch array that is swapped with the datagram's, so steady state allocates nothing.
+        var merged = scratchRanges
+        scratchRanges = []  // `merged` now holds the only reference: no copy on write
+        merged.removeAll(keepingCapacity: true)
         var s = start, e = end, placed = false
         for r in d.ranges {
             if r.end < s { merged.append(r) } else if r.start > e {
@@ -173,6 +176,7 @@ public final class FragmentReassembler {
             }
         }
         if !placed { merged.append((s, e)) }
+        scratchRanges = d.ranges
         d.ranges = merged
     }
 

@@ -86,9 +86,9 @@ final class DecodeWorker: @unchecked Sendable {
         // Layers are counted once per frame, after the last round: `resume` adds the inner layers to the set.
         var rounds = 0
         var source = bytes
-        while case .fragment(let info) = outcome, rounds < 4 {
+        while outcome == .fragment, rounds < 4 {
             rounds += 1
-            switch reassembler.add(info, bytes: source, packet: packet, now: ts) {
+            switch reassembler.add(packet.fragment, bytes: source, packet: packet, now: ts) {
             case .incomplete:
                 countLayers()
                 returnFrame(frame)

@@ -81,7 +81,8 @@ final class FileSource: @unchecked Sendable {
         let outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &shardPacket)
         var sourceIsA = false
         let hashWorker = Int(FlowKey(shardPacket, sourceIsA: &sourceIsA).symmetricHash % UInt64(workers.count))
-        guard case .fragment(let info) = outcome else { return send(frame, to: workers[hashWorker].input) }
+        guard case .fragment = outcome else { return send(frame, to: workers[hashWorker].input) }
+        let info = shardPacket.fragment
         fragmentsSteered &+= 1
         let ts = frame.timestampNanoseconds
         let decision = steering.add(pool.park(frame), info: info, packet: shardPacket, bytes: bytes,

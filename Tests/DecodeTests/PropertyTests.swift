@@ -22,7 +22,8 @@ func invariantViolation(_ bytes: [UInt8], _ link: LinkType) -> String? {
         return "ports without TCP/UDP"
     }
     switch outcome {
-    case .fragment(let f):
+    case .fragment:
+        let f = p.fragment
         if f.dataOffset < 0 || f.dataLength < 0 || f.dataOffset + f.dataLength > n {
             return "fragment data \(f.dataOffset)+\(f.dataLength) outside \(n)"
         }

@@ -12,7 +12,8 @@ func reassembleAndResume(_ frames: [[UInt8]]) -> (DecodeOutcome, DecodedPacket, 
     for frame in frames {
         var p = DecodedPacket()
         let outcome = frame.withUnsafeBytes { PacketDecoder.decode($0, linkType: .ethernet, into: &p) }
-        guard case .fragment(let info) = outcome else { return nil }
+        guard outcome == .fragment else { return nil }
+        let info = p.fragment
         let end = info.fragmentOffset + info.dataLength
         if data.count < end { data += [UInt8?](repeating: nil, count: end - data.count) }
         for k in 0..<info.dataLength where data[info.fragmentOffset + k] == nil {

@@ -41,11 +41,13 @@ enum Expect: Sendable, Equatable, CustomStringConvertible {
     case fragment(offset: Int, more: Bool, id: UInt32, proto: UInt8)
     case malformed(DecodeError)
 
-    init(_ outcome: DecodeOutcome) {
+    /// `packet` holds the fragment details when the outcome is `.fragment`.
+    init(_ outcome: DecodeOutcome, packet: DecodedPacket? = nil) {
         switch outcome {
         case .complete: self = .complete
         case .notIP: self = .notIP
-        case .fragment(let f):
+        case .fragment:
+            let f = packet?.fragment ?? .none
             self = .fragment(offset: f.fragmentOffset, more: f.moreFragments, id: f.identification,
                              proto: f.nextProtocol)
         case .malformed(let e): self = .malformed(e)
@@ -130,7 +132,7 @@ func storedVLANs(_ p: DecodedPacket) -> [UInt16] {
 /// Decodes a fixture and checks everything it expects.
 func verify(_ f: Fixture) {
     let (outcome, p) = decode(f.bytes, f.link)
-    #expect(Expect(outcome) == f.expect, "outcome")
+    #expect(Expect(outcome, packet: p) == f.expect, "outcome")
     #expect(p.wireLength == f.bytes.count)
     if f.strict || f.layers != nil { #expect(names(p.layers) == names(f.layers ?? [])) }
     if f.strict || f.src != nil { #expect(p.source == f.src ?? .none, "source") }
@@ -164,7 +166,8 @@ func verify(_ f: Fixture) {
             #expect(Array(f.bytes[p.payloadOffset..<p.payloadOffset + p.payloadLength]) == payload, "payload")
         }
     }
-    if case .fragment(let info) = outcome {
+    if outcome == .fragment {
+        let info = p.fragment
         #expect(info.source == p.source && info.destination == p.destination)
         #expect(info.isIPv6 == p.source.isIPv6)
         #expect(info.dataOffset >= 0 && info.dataLength >= 0 && info.dataOffset + info.dataLength <= f.bytes.count)

@@ -10,10 +10,11 @@ func feed(_ frames: [[UInt8]], to r: FragmentReassembler, now: UInt64 = 1) -> (p
     for f in frames {
         var p = DecodedPacket()
         f.withUnsafeBytes { raw in
-            guard case .fragment(let info) = PacketDecoder.decode(raw, linkType: .ethernet, into: &p) else {
+            guard PacketDecoder.decode(raw, linkType: .ethernet, into: &p) == .fragment else {
                 results.append("not a fragment")
                 return
             }
+            let info = p.fragment
             switch r.add(info, bytes: raw, packet: p, now: now) {
             case .incomplete: results.append("incomplete")
             case .refused(let e): results.append("refused \(e.name)")
