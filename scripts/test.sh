@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command on a fresh machine: install what is missing, build with warnings as a failure, run the test
-# suite, the ring tests again under ThreadSanitizer, and the public corpus against tshark (zero traps).
+# suite, the ring tests again under ThreadSanitizer, the public corpus against tshark (zero traps), the
+# allocation check of the benchmark harness (counts only, never wall time) and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -24,6 +25,9 @@ if [[ -d "$CORPUS" ]]; then
 else
   echo "== public corpus: SKIPPED, no folder at $CORPUS (set STATETAP_CORPUS)"
 fi
+
+echo "== allocation check: decode + flow tracking allocate nothing per packet (Benchmarks/, release build)"
+(cd Benchmarks && swift package benchmark thresholds check --target AllocationsBenchmark --no-progress)
 
 echo "== demo (debug build) against its ground truth"
 .build/debug/statetap demo --packets 50000 > /tmp/statetap-demo.txt || { cat /tmp/statetap-demo.txt; exit 1; }
