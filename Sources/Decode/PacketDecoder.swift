@@ -424,7 +424,8 @@ public enum PacketDecoder {
         guard off + 8 <= end else { return .malformed(.udpTruncated) }
         let length = Int(u16(b, off + 4))
         guard length >= 8 else { return .malformed(.udpBadLength) }
-        var udpEnd = off + length
+        let declaredEnd = off + length
+        var udpEnd = declaredEnd
         if udpEnd > end {
             p.note(.ipCapturedShort)
             udpEnd = end
@@ -435,7 +436,7 @@ public enum PacketDecoder {
         p.payloadOffset = off + 8
         p.payloadLength = udpEnd - (off + 8)
         if p.sourcePort == gtpuPort || p.destinationPort == gtpuPort {
-            if let outcome = gtpu(b, off + 8, udpEnd, &p) { return outcome }
+            if let outcome = gtpu(b, off + 8, udpEnd, declaredEnd: declaredEnd, &p) { return outcome }
             p.note(.gtpuInvalidOnPort2152)  // left alone: plain UDP
         }
         return .complete
@@ -446,15 +447,19 @@ public enum PacketDecoder {
     /// GTP-U v1 (3GPP TS 29.281 section 5). Returns nil when the bytes are not GTP-U at all (so the UDP datagram is
     /// left alone); a GTP-U header that is broken past that point is malformed.
     @inlinable @inline(__always)
-    static func gtpu(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, _ p: inout DecodedPacket) -> DecodeOutcome? {
+    static func gtpu(_ b: UnsafeRawBufferPointer, _ off: Int, _ end: Int, declaredEnd: Int, _ p: inout DecodedPacket)
+        -> DecodeOutcome?
+    {
         guard off + 8 <= end else { return nil }
         let flags = b[off]
         // version 1 and protocol type 1 (GTP, not GTP')
         guard flags >> 5 == 1, flags & 0x10 != 0 else { return nil }
         let messageType = b[off + 1]
         let length = Int(u16(b, off + 2))  // octets after the mandatory 8-byte header
-        guard off + 8 + length <= end else { return nil }
-        let gEnd = off + 8 + length
+        // GTP-U must fit the UDP datagram it claims to be in; the capture may hold less (snap length), and then
+        // the inner packet is decoded as far as it was captured.
+        guard off + 8 + length <= declaredEnd else { return nil }
+        let gEnd = min(off + 8 + length, end)
         var cur = off + 8
         let teid = u32(b, off + 4)
         // From here on it is GTP-U.

@@ -356,6 +356,16 @@ func makeValidFixtures() -> [Fixture] {
                          layers: gtpuLayers, src: a4, dst: b4, ports: tcpPorts, proto: 6, tunnelDepth: 1,
                          tunnel: (t4a, t4b), teid: 0x1122_3344, payload: body))
     }
+    do {
+        // A capture with a small snap length keeps the headers of a long user-plane packet: the GTP-U length runs
+        // past the captured bytes, yet the inner 5-tuple (and so the UE as device) is there.
+        let long = PacketBuilder.build([eth0, outer4, gtpuUDP, .gtpu(teid: 0x77), ip4, tcpSeg,
+                                        .payload([UInt8](repeating: 0x33, count: 1200))])
+        f.append(Fixture("GTP-U cut by a 128-byte snap length", .ethernet, Array(long.prefix(128)),
+                         layers: gtpuLayers, src: a4, dst: b4, ports: tcpPorts, proto: 6, tunnelDepth: 1,
+                         tunnel: (t4a, t4b), teid: 0x77, notices: [.ipCapturedShort],
+                         payload: [UInt8](repeating: 0x33, count: 128 - 14 - 20 - 8 - 8 - 20 - 20)))
+    }
     let twoExtensions: [GTPUExtension] = [.pduSessionContainer(qfi: 5), .pdcpPDUNumber(77)]
     f.append(Fixture("GTP-U extension chain of 2 with inner IPv4", .ethernet,
                      PacketBuilder.build([eth0, outer4, gtpuUDP, .gtpu(teid: 42, extensions: twoExtensions), ip4,
