@@ -62,4 +62,11 @@ public struct FlowKey: Hashable, Sendable, BitwiseCopyable {
         mix(tunnelA.low ^ tunnelB.low &* 31 ^ tunnelA.high ^ tunnelB.high)
         return h ^ (h >> 29)
     }
+
+    /// The worker (of `count`) that owns this flow. Uses the hash's high bits: the flow table indexes with the low
+    /// bits, and sharding on them too would leave each worker's table using only 1/count of its home slots.
+    @inlinable
+    public func shard(of count: Int) -> Int {
+        Int((symmetricHash >> 32) &* UInt64(count) >> 32)
+    }
 }

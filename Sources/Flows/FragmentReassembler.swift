@@ -49,8 +49,9 @@ public final class FragmentReassembler {
         case incomplete
         /// The datagram is complete: its payload and protocol, valid until the next call.
         case complete(UnsafeRawBufferPointer, ipProtocol: UInt8)
-        /// Refused (the datagram, if any, is dropped).
-        case refused(DecodeError)
+        /// Refused. `datagramPending`: the rest of its datagram is still being reassembled (only this fragment was
+        /// refused); otherwise nothing of the datagram is kept.
+        case refused(DecodeError, datagramPending: Bool)
     }
 
     public let memoryBudget: Int
@@ -60,7 +61,11 @@ public final class FragmentReassembler {
     public private(set) var bytesHeld = 0
 
     private var pending: [Key: Datagram] = [:]
-    private var order: [Key] = []  // insertion order, for oldest-first expiry (compacted lazily)
+    /// Datagrams in creation order, for oldest-first expiry. An entry is stale when its key is no longer pending
+    /// or is pending again as a newer datagram (different `firstSeen`); stale entries are skipped. `orderHead`
+    /// avoids shifting the array on every pop; it is compacted when mostly consumed.
+    private var order: [(key: Key, firstSeen: UInt64)] = []
+    private var orderHead = 0
     private var spare: [Datagram] = []
     private var completed: Datagram?
     private var scratchRanges: [(start: Int, end: Int)] = []
@@ -81,19 +86,21 @@ public final class FragmentReassembler {
         completed = nil
         defer { if let previous { recycle(previous) } }
         expire(now: now)
-        let start = info.fragmentOffset
-        let end = start + info.dataLength
-        guard end <= Self.maximumDatagram else { return .refused(.fragmentTooLarge) }
-        // Every fragment but the last carries a multiple of 8 bytes (RFC 791, RFC 8200).
-        guard !info.moreFragments || info.dataLength % 8 == 0, info.dataLength > 0 || !info.moreFragments else {
-            return .refused(.fragmentBadOffset)
-        }
         var vlans: UInt64 = 0
         for i in 0..<min(Int(p.vlanCount), DecodedPacket.maxStoredVLANs) { vlans = vlans << 16 | UInt64(p.vlanID(i)) }
         let key = Key(source: info.source, destination: info.destination, identification: info.identification,
                       nextProtocol: info.isIPv6 ? 0 : info.nextProtocol, isIPv6: info.isIPv6, vlans: vlans,
                       tunnelSource: p.tunnelDepth > 0 ? p.tunnelSource : .none,
                       tunnelDestination: p.tunnelDepth > 0 ? p.tunnelDestination : .none)
+        let start = info.fragmentOffset
+        let end = start + info.dataLength
+        guard end <= Self.maximumDatagram else {
+            return .refused(.fragmentTooLarge, datagramPending: pending[key] != nil)
+        }
+        // Every fragment but the last carries a multiple of 8 bytes (RFC 791, RFC 8200).
+        guard !info.moreFragments || info.dataLength % 8 == 0, info.dataLength > 0 || !info.moreFragments else {
+            return .refused(.fragmentBadOffset, datagramPending: pending[key] != nil)
+        }
         let d: Datagram
         if let existing = pending[key] {
             d = existing
@@ -102,27 +109,30 @@ public final class FragmentReassembler {
                 drop(victim)
                 stats.datagramsDroppedForBudget &+= 1
             }
-            guard bytesHeld + Self.maximumDatagram <= memoryBudget else { return .refused(.fragmentBudgetExceeded) }
+            guard bytesHeld + Self.maximumDatagram <= memoryBudget else {
+                return .refused(.fragmentBudgetExceeded, datagramPending: false)
+            }
             d = spare.popLast() ?? Datagram(capacity: Self.maximumDatagram)
             d.ranges.removeAll(keepingCapacity: true)
             d.totalLength = -1
             d.firstSeen = now
             pending[key] = d
-            order.append(key)
+            order.append((key, now))
             bytesHeld += Self.maximumDatagram
             stats.peakBytesHeld = max(stats.peakBytesHeld, bytesHeld)
         }
         if info.isIPv6 || start == 0 { d.nextProtocol = info.nextProtocol }
         if !info.moreFragments {
-            if d.totalLength >= 0 && d.totalLength != end {
+            // Two different "last" fragments, or data already stored past this end: the datagram cannot be whole.
+            if (d.totalLength >= 0 && d.totalLength != end) || (d.ranges.last.map { $0.end > end } ?? false) {
                 drop(key)
-                return .refused(.fragmentOverlapConflict)  // two different "last" fragments
+                return .refused(.fragmentOverlapConflict, datagramPending: false)
             }
             d.totalLength = end
         }
         if d.totalLength >= 0 && end > d.totalLength {
             drop(key)
-            return .refused(.fragmentBadOffset)
+            return .refused(.fragmentBadOffset, datagramPending: false)
         }
         store(bytes: bytes, from: info.dataOffset, start: start, end: end, into: d)
         guard d.totalLength >= 0, d.ranges.count == 1, d.ranges[0].start == 0, d.ranges[0].end == d.totalLength else {
@@ -187,12 +197,23 @@ public final class FragmentReassembler {
         return false
     }
 
-    private func oldestKey() -> Key? {
-        while let k = order.first {
-            if pending[k] != nil { return k }
-            order.removeFirst()
+    /// The oldest live entry of `order` (stale ones are skipped for good).
+    private func oldestEntry() -> (key: Key, datagram: Datagram)? {
+        while orderHead < order.count {
+            let (k, t) = order[orderHead]
+            if let d = pending[k], d.firstSeen == t { return (k, d) }
+            orderHead += 1
         }
         return nil
+    }
+
+    private func oldestKey() -> Key? { oldestEntry()?.key }
+
+    private func compactOrder() {
+        if orderHead > 1024 && orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
     }
 
     private func drop(_ key: Key) {
@@ -209,24 +230,23 @@ public final class FragmentReassembler {
     @discardableResult
     public func expire(now: UInt64) -> Int {
         var n = 0
-        while let k = order.first {
-            guard let d = pending[k] else { order.removeFirst(); continue }
-            guard now > d.firstSeen && now - d.firstSeen > timeoutNanoseconds else { break }
+        while let (k, d) = oldestEntry(), now > d.firstSeen && now - d.firstSeen > timeoutNanoseconds {
             drop(k)
-            order.removeFirst()
+            orderHead += 1
             stats.datagramsTimedOut &+= 1
             n += 1
         }
-        if order.count > 4 * max(pending.count, 16) { order = order.filter { pending[$0] != nil } }
+        compactOrder()
         return n
     }
 
-    /// Drops everything still pending (end of run); returns how many datagrams were incomplete.
+    /// Drops everything still pending (end of a run); returns how many datagrams were incomplete. They are not
+    /// counted as timed out: the caller reports them as incomplete at the end.
     public func flush() -> Int {
         let n = pending.count
-        stats.datagramsTimedOut &+= UInt64(n)
         for k in Array(pending.keys) { drop(k) }
         order.removeAll()
+        orderHead = 0
         return n
     }
 }

@@ -93,7 +93,7 @@ final class DecodeWorker: @unchecked Sendable {
                 countLayers()
                 returnFrame(frame)
                 return
-            case .refused(let reason):
+            case .refused(let reason, _):
                 counters.errors[Int(reason.rawValue)] &+= 1
                 countLayers()
                 returnFrame(frame)

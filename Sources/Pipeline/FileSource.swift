@@ -22,8 +22,6 @@ final class FileSource: @unchecked Sendable {
     var readErrors: [String] = []
     private var shardPacket = DecodedPacket()
     private let steering: FragmentSteering?
-    /// Fragments parked until their datagram's owner was known (several workers only).
-    var fragmentsSteered: UInt64 = 0
 
     init(readers: [CaptureFileReader], pool: FramePool, workers: [DecodeWorker], configuration c: PipelineConfiguration) {
         self.readers = readers
@@ -68,7 +66,7 @@ final class FileSource: @unchecked Sendable {
             }
         }
         if let steering {
-            for (frames, w) in steering.evict(now: nil) { for f in frames { send(pool.unpark(f), to: workers[w].input) } }
+            for (frames, w) in steering.evict(now: nil) { release(frames, to: w) }
         }
         flush()
         packetsRead.store(count, ordering: .relaxed)
@@ -76,23 +74,23 @@ final class FileSource: @unchecked Sendable {
 
     /// Several workers: sends the frame to the worker owning its flow; IP fragments wait for their datagram.
     private func dispatch(_ frame: consuming Frame) {
-        guard let steering else { return send(frame, to: workers[0].input) }
+        guard let steering else { preconditionFailure("dispatch needs several workers") }
         let bytes = pool.bytes(of: frame)
         let outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &shardPacket)
         var sourceIsA = false
-        let hashWorker = Int(FlowKey(shardPacket, sourceIsA: &sourceIsA).symmetricHash % UInt64(workers.count))
+        let hashWorker = FlowKey(shardPacket, sourceIsA: &sourceIsA).shard(of: workers.count)
         guard case .fragment = outcome else { return send(frame, to: workers[hashWorker].input) }
         let info = shardPacket.fragment
-        fragmentsSteered &+= 1
         let ts = frame.timestampNanoseconds
         let decision = steering.add(pool.park(frame), info: info, packet: shardPacket, bytes: bytes,
                                     fallbackWorker: hashWorker, workers: workers.count)
-        if case .release(let frames, let w) = decision {
-            for f in frames { send(pool.unpark(f), to: workers[w].input) }
-        }
-        for (frames, w) in steering.evict(now: ts) {
-            for f in frames { send(pool.unpark(f), to: workers[w].input) }
-        }
+        if case .release(let frames, let w) = decision { release(frames, to: w) }
+        for (frames, w) in steering.evict(now: ts) { release(frames, to: w) }
+    }
+
+    /// Sends parked frames, oldest first, to worker `w`.
+    private func release(_ frames: [ParkedFrame], to w: Int) {
+        for f in frames { send(pool.unpark(f), to: workers[w].input) }
     }
 
     /// Enqueues (unpublished) on `ring`; when it is full, publishes and waits (files) or drops and counts (live).
@@ -137,6 +135,11 @@ final class FileSource: @unchecked Sendable {
             }
             poolWaits &+= 1
             flush()
+            // Parked fragments hold slots: when the pool is dry, give up on the oldest parked datagram so the
+            // slots come back (its worker counts it incomplete), rather than wait for a slot that never frees.
+            if !pool.canTake(length: bytes.count), let steering, let (frames, w) = steering.evictOldest() {
+                release(frames, to: w)
+            }
             backoff.wait()
         }
     }

@@ -12,7 +12,8 @@ import Flows
 /// autofp does the same: defragment before choosing the flow's thread.)
 final class FragmentSteering {
     private struct Key: Hashable {
-        var source: IPAddress, destination: IPAddress, identification: UInt32, isIPv6: Bool, vlans: UInt64
+        var source: IPAddress, destination: IPAddress, identification: UInt32, nextProtocol: UInt8, isIPv6: Bool
+        var vlans: UInt64
         var tunnelSource: IPAddress, tunnelDestination: IPAddress
     }
     private struct Held {
@@ -49,8 +50,9 @@ final class FragmentSteering {
     {
         var vlans: UInt64 = 0
         for i in 0..<min(Int(packet.vlanCount), DecodedPacket.maxStoredVLANs) { vlans = vlans << 16 | UInt64(packet.vlanID(i)) }
+        // The same identity as the reassembler's (RFC 791: the protocol is part of an IPv4 datagram's identity).
         let key = Key(source: info.source, destination: info.destination, identification: info.identification,
-                      isIPv6: info.isIPv6, vlans: vlans,
+                      nextProtocol: info.isIPv6 ? 0 : info.nextProtocol, isIPv6: info.isIPv6, vlans: vlans,
                       tunnelSource: packet.tunnelDepth > 0 ? packet.tunnelSource : .none,
                       tunnelDestination: packet.tunnelDepth > 0 ? packet.tunnelDestination : .none)
         var entry = held.removeValue(forKey: key) ?? Held(frames: [], firstSeen: frame.timestampNanoseconds,
@@ -61,7 +63,15 @@ final class FragmentSteering {
         case .incomplete:
             held[key] = entry
             return .parked
-        case .refused:
+        case .refused(_, let datagramPending):
+            if datagramPending {
+                // Only this fragment was refused: the rest of the datagram stays parked, this one goes on alone
+                // (its worker refuses it the same way).
+                entry.frames.removeLast()
+                parked -= 1
+                held[key] = entry
+                return .release([frame], worker: entry.fallbackWorker)
+            }
             parked -= entry.frames.count
             return .release(entry.frames, worker: entry.fallbackWorker)
         case .complete(let datagram, let proto):
@@ -71,10 +81,18 @@ final class FragmentSteering {
             // An inner fragment (fragmented IP inside a reassembled tunnel) stays with the outer datagram's owner.
             if case .complete = PacketDecoder.resume(datagram: datagram, ipProtocol: proto, into: &scratch) {
                 var sourceIsA = false
-                worker = Int(FlowKey(scratch, sourceIsA: &sourceIsA).symmetricHash % UInt64(workers))
+                worker = FlowKey(scratch, sourceIsA: &sourceIsA).shard(of: workers)
             }
             return .release(entry.frames, worker: worker)
         }
+    }
+
+    /// Gives up on the oldest parked datagram (the pool ran dry); nil when nothing is parked.
+    func evictOldest() -> (frames: [ParkedFrame], worker: Int)? {
+        guard let oldest = held.min(by: { $0.value.firstSeen < $1.value.firstSeen }) else { return nil }
+        held[oldest.key] = nil
+        parked -= oldest.value.frames.count
+        return (oldest.value.frames, oldest.value.fallbackWorker)
     }
 
     /// Datagrams to give up on: older than the timeout at `now`, or the oldest while too many frames are parked.

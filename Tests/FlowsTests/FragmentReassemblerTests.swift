@@ -17,7 +17,7 @@ func feed(_ frames: [[UInt8]], to r: FragmentReassembler, now: UInt64 = 1) -> (p
             let info = p.fragment
             switch r.add(info, bytes: raw, packet: p, now: now) {
             case .incomplete: results.append("incomplete")
-            case .refused(let e): results.append("refused \(e.name)")
+            case .refused(let e, let pending): results.append("refused \(e.name)\(pending ? " (datagram pending)" : "")")
             case .complete(let d, let proto):
                 results.append("complete \(proto)")
                 out = Array(d)
@@ -111,6 +111,47 @@ struct FragmentReassemblerTests {
         #expect(r.pendingDatagrams == 2)
         #expect(r.stats.datagramsDroppedForBudget == 1)
         #expect(r.bytesHeld <= r.memoryBudget)
+    }
+
+    @Test("a refused fragment leaves the rest of its datagram pending, which still completes")
+    func refusedKeepsDatagram() {
+        let frames = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 11, fragmentSize: 1000)
+        let bogus = PacketBuilder.ipv4FragmentPacket([UInt8](repeating: 0, count: 64), offset: 65528, more: false,
+                                                     ipProtocol: 17, src: src, dst: dst, id: 11)
+        let r = FragmentReassembler()
+        let (out, results) = feed([frames[0], bogus] + frames.dropFirst(), to: r)
+        #expect(results == ["incomplete", "refused fragment_too_large (datagram pending)", "incomplete", "incomplete",
+                            "complete 17"])
+        #expect(out == PacketBuilder.datagram(inner, src: src, dst: dst))
+    }
+
+    @Test("a last fragment ending before data already stored refuses the datagram at once")
+    func lastBeforeStoredData() {
+        let data = PacketBuilder.datagram(inner, src: src, dst: dst)
+        let late = PacketBuilder.ipv4FragmentPacket(Array(data[2000..<2400]), offset: 2000, more: true,
+                                                    ipProtocol: 17, src: src, dst: dst, id: 12)
+        let short = PacketBuilder.ipv4FragmentPacket(Array(data[8..<800]), offset: 8, more: false,
+                                                     ipProtocol: 17, src: src, dst: dst, id: 12)
+        let r = FragmentReassembler()
+        let (_, results) = feed([late, short], to: r)
+        #expect(results == ["incomplete", "refused fragment_overlap_conflict"])
+        #expect(r.pendingDatagrams == 0)
+    }
+
+    @Test("expiry and budget eviction follow creation order, also when a key is reused")
+    func orderWithReusedKey() {
+        let r = FragmentReassembler(memoryBudget: 2 * FragmentReassembler.maximumDatagram, timeoutNanoseconds: 100)
+        let a = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 1, fragmentSize: 1000)
+        let b = PacketBuilder.ipv4Fragments(inner, src: src, dst: dst, id: 2, fragmentSize: 1000)
+        _ = feed([a[0]], to: r, now: 0)       // datagram 1 at t=0
+        _ = feed(Array(a.dropFirst()), to: r, now: 10)  // completes: key 1 no longer pending
+        _ = feed([b[0]], to: r, now: 20)      // datagram 2 at t=20
+        _ = feed([a[0]], to: r, now: 30)      // key 1 again, a new datagram at t=30
+        // At t=125 only datagram 2 is older than 100: the stale entry of the first key 1 must not expire the new one.
+        #expect(r.expire(now: 125) == 1)
+        #expect(r.pendingDatagrams == 1)
+        #expect(r.expire(now: 135) == 1)
+        #expect(r.pendingDatagrams == 0)
     }
 
     @Test("a fragment past 65535 bytes is refused")
