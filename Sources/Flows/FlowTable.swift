@@ -69,7 +69,9 @@ public struct FlowTableStats: Sendable {
 public final class FlowTable {
     public let capacity: Int
     public let idleTimeoutNanoseconds: UInt64
-    /// How long a TCP flow stays after both FINs or a RST (to absorb the last ACKs).
+    /// How long a TCP flow stays after both FINs or a RST (to absorb the last ACKs). Expiry walks the LRU list
+    /// from its oldest end, so a closed flow ends after this linger once it is the least recently used; otherwise
+    /// at the idle timeout, or at once when a new SYN reuses its 5-tuple.
     public let closedLingerNanoseconds: UInt64
     public let subscribers: SubscriberPrefixes
     public private(set) var stats = FlowTableStats()
@@ -117,11 +119,12 @@ public final class FlowTable {
         port < 1024 || servicePortBitmap.withUnsafeBufferPointer { $0[Int(port) >> 6] & (1 << UInt64(port & 63)) != 0 }
     }
 
-    /// Accounts one packet to its flow, creating the flow if needed. Flows that end on the way (idle, LRU, closed)
-    /// are passed to `onEnd` before their slot is reused. Returns the flow's slot.
+    /// Accounts one packet of `length` bytes (on the wire) to its flow, creating the flow if needed. Flows that end
+    /// on the way (idle, LRU, closed, or a closed connection whose 5-tuple a new SYN reuses) are passed to `onEnd`
+    /// before their slot is reused. Returns the flow's slot.
     
     @discardableResult
-    public func track(_ p: DecodedPacket, now: UInt64,
+    public func track(_ p: DecodedPacket, length wireLength: Int, now: UInt64,
                       onEnd: (borrowing FlowEntry, FlowEndReason) -> Void) -> Int32
     {
         expire(now: now, limit: 2, onEnd: onEnd)
@@ -136,7 +139,18 @@ public final class FlowTable {
             if entries[Int(i)].hash == hash && entries[Int(i)].key == key { found = i; break }
             slot = (slot + 1) & indexMask
         }
-        let length = UInt64(p.wireLength)
+        let length = UInt64(wireLength)
+        if found >= 0, p.tcpFlags & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn, p.layers.contains(.tcp),
+           entries[Int(found)].reset || (entries[Int(found)].finFromClient && entries[Int(found)].finFromServer)
+        {
+            // A new connection on the 5-tuple of a closed one (port reuse): end the old flow, start a new one.
+            onEnd(entries[Int(found)], .closed)
+            stats.endedClosed &+= 1
+            remove(found)
+            found = -1
+            slot = Int(truncatingIfNeeded: hash) & indexMask
+            while index[slot] >= 0 { slot = (slot + 1) & indexMask }
+        }
         if found < 0 {
             found = insert(key: key, hash: hash, at: slot, packet: p, sourceIsA: sourceIsA, now: now, onEnd: onEnd)
         } else {

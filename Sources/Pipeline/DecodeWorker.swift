@@ -76,13 +76,15 @@ final class DecodeWorker: @unchecked Sendable {
     func process(_ frame: consuming Frame) {
         let bytes = pool.bytes(of: frame)
         let ts = frame.timestampNanoseconds
+        let frameLength = frame.originalLength
         counters.packets &+= 1
-        counters.bytes &+= UInt64(frame.originalLength)
+        counters.bytes &+= UInt64(frameLength)
         if ts < counters.firstTimestamp { counters.firstTimestamp = ts }
         if ts > counters.lastTimestamp { counters.lastTimestamp = ts }
         var outcome = PacketDecoder.decode(bytes, linkType: frame.linkType, into: &packet)
         // Fragments: reassemble; a completed datagram continues decoding (and may itself be a fragment of an
-        // inner IP layer, hence the loop; each round goes one layer deeper, bounded by the tunnel limit).
+        // inner IP layer, hence the loop; each round goes one layer deeper, at most 4: deeper nesting of
+        // fragmented tunnels is counted as too many encapsulations).
         // Layers are counted once per frame, after the last round: `resume` adds the inner layers to the set.
         var rounds = 0
         var source = bytes
@@ -106,7 +108,7 @@ final class DecodeWorker: @unchecked Sendable {
         countLayers()
         switch outcome {
         case .complete:
-            flows.track(packet, now: ts) { e, reason in self.emit(e, reason) }
+            flows.track(packet, length: Int(frameLength), now: ts) { e, reason in self.emit(e, reason) }
         case .notIP:
             counters.notIP &+= 1
         case .malformed(let reason):

@@ -40,9 +40,9 @@ struct FlowTableTests {
     func handshakeOrientation() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
         let ended = Ended()
-        let a = t.track(tcp(client, 40000, server, 80, flags: TCPFlags.syn), now: 1, onEnd: ended.callAsFunction)
-        let b = t.track(tcp(server, 80, client, 40000, flags: TCPFlags.synAck), now: 2, onEnd: ended.callAsFunction)
-        let c = t.track(tcp(client, 40000, server, 80, flags: TCPFlags.ack), now: 3, onEnd: ended.callAsFunction)
+        let a = t.track(tcp(client, 40000, server, 80, flags: TCPFlags.syn), length: 100, now: 1, onEnd: ended.callAsFunction)
+        let b = t.track(tcp(server, 80, client, 40000, flags: TCPFlags.synAck), length: 100, now: 2, onEnd: ended.callAsFunction)
+        let c = t.track(tcp(client, 40000, server, 80, flags: TCPFlags.ack), length: 100, now: 3, onEnd: ended.callAsFunction)
         #expect(a == b && b == c)
         #expect(t.count == 1)
         let e = t.entry(a)
@@ -56,7 +56,7 @@ struct FlowTableTests {
     @Test("a SYN-ACK seen first makes its receiver the client")
     func synAckFirst() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
-        let i = t.track(tcp(server, 8443, client, 50000, flags: TCPFlags.synAck), now: 1) { _, _ in }
+        let i = t.track(tcp(server, 8443, client, 50000, flags: TCPFlags.synAck), length: 100, now: 1) { _, _ in }
         #expect(t.entry(i).clientAddress == client)
         #expect(t.entry(i).orientation == .handshake)
     }
@@ -67,7 +67,7 @@ struct FlowTableTests {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
         let p = serverSpeaksFirst ? tcp(server, 80, client, 51000, flags: TCPFlags.ack)
                                   : tcp(client, 51000, server, 80, flags: TCPFlags.ack)
-        let i = t.track(p, now: 1) { _, _ in }
+        let i = t.track(p, length: 100, now: 1) { _, _ in }
         #expect(t.entry(i).orientation == .portHeuristic)
         #expect(t.entry(i).clientAddress == client)
         #expect(t.entry(i).serverPort == 80)
@@ -76,10 +76,10 @@ struct FlowTableTests {
     @Test("two ephemeral ports: the first sender is the client; a later SYN corrects it")
     func firstPacketThenSyn() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
-        let i = t.track(tcp(server, 40001, client, 50001, flags: TCPFlags.ack), now: 1) { _, _ in }
+        let i = t.track(tcp(server, 40001, client, 50001, flags: TCPFlags.ack), length: 100, now: 1) { _, _ in }
         #expect(t.entry(i).orientation == .firstPacket)
         #expect(t.entry(i).clientAddress == server)
-        _ = t.track(tcp(client, 50001, server, 40001, flags: TCPFlags.syn), now: 2) { _, _ in }
+        _ = t.track(tcp(client, 50001, server, 40001, flags: TCPFlags.syn), length: 100, now: 2) { _, _ in }
         #expect(t.entry(i).orientation == .handshake)
         #expect(t.entry(i).clientAddress == client)
         #expect(t.entry(i).device == client)
@@ -88,9 +88,9 @@ struct FlowTableTests {
     @Test("the same 5-tuple on different VLANs is two flows")
     func vlanSeparates() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
-        let a = t.track(udp(client, 5000, server, 53, outer: [.ethernet(), .vlan(id: 10)]), now: 1) { _, _ in }
-        let b = t.track(udp(client, 5000, server, 53, outer: [.ethernet(), .vlan(id: 20)]), now: 2) { _, _ in }
-        let c = t.track(udp(server, 53, client, 5000, outer: [.ethernet(), .vlan(id: 10)]), now: 3) { _, _ in }
+        let a = t.track(udp(client, 5000, server, 53, outer: [.ethernet(), .vlan(id: 10)]), length: 100, now: 1) { _, _ in }
+        let b = t.track(udp(client, 5000, server, 53, outer: [.ethernet(), .vlan(id: 20)]), length: 100, now: 2) { _, _ in }
+        let c = t.track(udp(server, 53, client, 5000, outer: [.ethernet(), .vlan(id: 10)]), length: 100, now: 3) { _, _ in }
         #expect(a != b)
         #expect(a == c)
         #expect(t.count == 2)
@@ -105,8 +105,8 @@ struct FlowTableTests {
         let down = tcp(server, 80, ue, 40000, flags: TCPFlags.synAck, outer: [
             .ethernet(), .ipv4(src: upf, dst: enb), .udp(src: 2152, dst: 2152), .gtpu(teid: 0x222)])
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
-        let a = t.track(up, now: 1) { _, _ in }
-        let b = t.track(down, now: 2) { _, _ in }
+        let a = t.track(up, length: 100, now: 1) { _, _ in }
+        let b = t.track(down, length: 100, now: 2) { _, _ in }
         #expect(a == b)
         let e = t.entry(a)
         #expect(e.teidToServer == 0x111 && e.teidToClient == 0x222)
@@ -120,10 +120,10 @@ struct FlowTableTests {
         try prefixes.add("10.45.0.0/16")
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000, subscribers: prefixes)
         // The device here is the server side (a device running a service reached from outside).
-        let i = t.track(tcp(server, 50000, client, 22, flags: TCPFlags.syn), now: 1) { _, _ in }
+        let i = t.track(tcp(server, 50000, client, 22, flags: TCPFlags.syn), length: 100, now: 1) { _, _ in }
         #expect(t.entry(i).clientAddress == server)
         #expect(t.entry(i).device == client)
-        let j = t.track(tcp(IPAddress("192.0.2.1")!, 50000, server, 80, flags: TCPFlags.syn), now: 2) { _, _ in }
+        let j = t.track(tcp(IPAddress("192.0.2.1")!, 50000, server, 80, flags: TCPFlags.syn), length: 100, now: 2) { _, _ in }
         #expect(!t.entry(j).hasDevice)
         #expect(t.stats.withoutDevice == 1)
     }
@@ -138,9 +138,9 @@ struct FlowTableTests {
     func idleTimeout() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 100)
         let ended = Ended()
-        t.track(udp(client, 40001, server, 53), now: 0, onEnd: ended.callAsFunction)
-        t.track(udp(client, 40002, server, 53), now: 50, onEnd: ended.callAsFunction)
-        t.track(udp(client, 40003, server, 53), now: 120, onEnd: ended.callAsFunction)  // 40001 is 120 idle: ends
+        t.track(udp(client, 40001, server, 53), length: 100, now: 0, onEnd: ended.callAsFunction)
+        t.track(udp(client, 40002, server, 53), length: 100, now: 50, onEnd: ended.callAsFunction)
+        t.track(udp(client, 40003, server, 53), length: 100, now: 120, onEnd: ended.callAsFunction)  // 40001 is 120 idle: ends
         #expect(ended.records.count == 1)
         #expect(ended.records.first?.1 == .idle)
         #expect(ended.records.first?.0.clientPort == 40001)
@@ -156,18 +156,18 @@ struct FlowTableTests {
         let ended = Ended()
         var slots: [UInt16: Int32] = [:]
         for port in UInt16(40001)...40064 {
-            slots[port] = t.track(udp(client, port, server, 53), now: UInt64(port), onEnd: ended.callAsFunction)
+            slots[port] = t.track(udp(client, port, server, 53), length: 100, now: UInt64(port), onEnd: ended.callAsFunction)
         }
         // Touch the first flow so the second becomes the least recently used.
-        #expect(t.track(udp(server, 53, client, 40001), now: 50000, onEnd: ended.callAsFunction) == slots[40001])
-        t.track(udp(client, 40065, server, 53), now: 50001, onEnd: ended.callAsFunction)
+        #expect(t.track(udp(server, 53, client, 40001), length: 100, now: 50000, onEnd: ended.callAsFunction) == slots[40001])
+        t.track(udp(client, 40065, server, 53), length: 100, now: 50001, onEnd: ended.callAsFunction)
         #expect(ended.records.count == 1)
         #expect(ended.records.first?.1 == .evictedLRU)
         #expect(ended.records.first?.0.clientPort == 40002)
         #expect(t.count == 64)
         // Every surviving flow is still found (backward-shift deletion kept the probe chains whole).
         for port in UInt16(40003)...40064 {
-            #expect(t.track(udp(client, port, server, 53), now: 200, onEnd: ended.callAsFunction) == slots[port])
+            #expect(t.track(udp(client, port, server, 53), length: 100, now: 200, onEnd: ended.callAsFunction) == slots[port])
         }
         #expect(t.stats.evictedLRU == 1)
         #expect(t.stats.created == 65)
@@ -177,8 +177,8 @@ struct FlowTableTests {
     func closedLinger() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000, closedLingerNanoseconds: 10)
         let ended = Ended()
-        t.track(tcp(client, 40000, server, 80, flags: TCPFlags.finAck), now: 1, onEnd: ended.callAsFunction)
-        t.track(tcp(server, 80, client, 40000, flags: TCPFlags.finAck), now: 2, onEnd: ended.callAsFunction)
+        t.track(tcp(client, 40000, server, 80, flags: TCPFlags.finAck), length: 100, now: 1, onEnd: ended.callAsFunction)
+        t.track(tcp(server, 80, client, 40000, flags: TCPFlags.finAck), length: 100, now: 2, onEnd: ended.callAsFunction)
         t.expire(now: 5, limit: 10, onEnd: ended.callAsFunction)
         #expect(ended.records.isEmpty)
         t.expire(now: 20, limit: 10, onEnd: ended.callAsFunction)
@@ -188,15 +188,43 @@ struct FlowTableTests {
     @Test("two service ports: the lower one serves")
     func bothServicePorts() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000)
-        let i = t.track(udp(server, 53, client, 8080), now: 1) { _, _ in }
+        let i = t.track(udp(server, 53, client, 8080), length: 100, now: 1) { _, _ in }
         #expect(t.entry(i).serverPort == 53)
         #expect(t.entry(i).clientAddress == client)
+    }
+
+    @Test("a SYN reusing a closed connection's 5-tuple ends it and starts a new flow")
+    func portReuse() {
+        let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
+        let ended = Ended()
+        t.track(tcp(client, 40000, server, 80, flags: TCPFlags.syn), length: 60, now: 1, onEnd: ended.callAsFunction)
+        t.track(tcp(client, 40000, server, 80, flags: TCPFlags.finAck), length: 60, now: 2, onEnd: ended.callAsFunction)
+        t.track(tcp(server, 80, client, 40000, flags: TCPFlags.finAck), length: 60, now: 3, onEnd: ended.callAsFunction)
+        let i = t.track(tcp(client, 40000, server, 80, flags: TCPFlags.syn), length: 74, now: 4,
+                        onEnd: ended.callAsFunction)
+        #expect(ended.records.map(\.1) == [.closed])
+        #expect(ended.records.first?.0.packetsToServer == 2)
+        #expect(t.stats.created == 2)
+        #expect(t.entry(i).packetsToServer == 1 && t.entry(i).bytesToServer == 74)
+        // A retransmitted SYN of a live connection is not a new flow.
+        #expect(t.track(tcp(client, 40000, server, 80, flags: TCPFlags.syn), length: 74, now: 5,
+                        onEnd: ended.callAsFunction) == i)
+        #expect(t.stats.created == 2)
+    }
+
+    @Test("bytes are the lengths given, per direction")
+    func byteCounts() {
+        let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000_000)
+        let i = t.track(udp(client, 40000, server, 53), length: 100, now: 1) { _, _ in }
+        t.track(udp(server, 53, client, 40000), length: 300, now: 2) { _, _ in }
+        t.track(udp(server, 53, client, 40000), length: 50, now: 3) { _, _ in }
+        #expect(t.entry(i).bytesToServer == 100 && t.entry(i).bytesToClient == 350)
     }
 
     @Test("flush ends every flow")
     func flush() {
         let t = FlowTable(capacity: 16, idleTimeoutNanoseconds: 1_000_000)
-        for port in UInt16(40001)...40005 { t.track(udp(client, port, server, 53), now: 1) { _, _ in } }
+        for port in UInt16(40001)...40005 { t.track(udp(client, port, server, 53), length: 100, now: 1) { _, _ in } }
         let ended = Ended()
         t.flush(onEnd: ended.callAsFunction)
         #expect(ended.records.count == 5)

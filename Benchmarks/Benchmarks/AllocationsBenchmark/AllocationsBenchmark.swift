@@ -50,7 +50,7 @@ final class FlowState: @unchecked Sendable {
         for i in 0..<frames.count {
             guard case .complete = PacketDecoder.decode(frames.frame(i), linkType: .ethernet, into: &packet.pointee)
             else { continue }
-            slots &+= Int(flows.track(packet.pointee, now: startNanoseconds &+ UInt64(i) &* 1000) { _, _ in
+            slots &+= Int(flows.track(packet.pointee, length: packet.pointee.wireLength, now: startNanoseconds &+ UInt64(i) &* 1000) { _, _ in
                 self.ended &+= 1
             })
         }
