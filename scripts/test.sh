@@ -15,8 +15,8 @@ fi
 echo "== tests"
 swift test --skip-build
 
-echo "== ring tests under ThreadSanitizer"
-swift test --sanitize=thread --scratch-path .build-tsan --filter RingsTests
+echo "== ring and pipeline tests under ThreadSanitizer"
+swift test --sanitize=thread --scratch-path .build-tsan --filter "RingsTests|PipelineTests"
 
 CORPUS="${STATETAP_CORPUS:-../shared/corpus/pcaps}"
 if [[ -d "$CORPUS" ]]; then

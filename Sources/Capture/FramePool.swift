@@ -41,6 +41,9 @@ public final class FramePool: @unchecked Sendable {
     /// The largest frame the pool can hold.
     public var maximumFrameLength: Int { jumboCount > 0 ? jumboSize : frameSize }
 
+    /// Every slot of the pool.
+    public var totalSlots: Int { frameCount + jumboCount }
+
     /// Slots currently free (source thread only).
     public var freeCount: Int { freeRegular.count + freeJumbo.count }
 

@@ -39,10 +39,9 @@ public struct FlowEntry: Sendable, BitwiseCopyable {
     public var finFromClient: Bool
     public var finFromServer: Bool
     public var reset: Bool
-    // LRU list links (indices into storage; -1 ends the list), and whether the slot is in use.
+    // LRU list links (indices into storage; -1 ends the list).
     var newer: Int32
     var older: Int32
-    var inUse: Bool
 
     public var clientAddress: IPAddress { clientIsA ? key.addressA : key.addressB }
     public var serverAddress: IPAddress { clientIsA ? key.addressB : key.addressA }
@@ -228,7 +227,7 @@ public final class FlowTable {
             key: key, hash: hash, clientIsA: clientIsA, orientation: orientation, device: .none, hasDevice: false,
             firstSeenNanoseconds: now, lastSeenNanoseconds: now, packetsToServer: 0, packetsToClient: 0,
             bytesToServer: 0, bytesToClient: 0, teidToServer: 0, teidToClient: 0, finFromClient: false,
-            finFromServer: false, reset: false, newer: -1, older: newest, inUse: true))
+            finFromServer: false, reset: false, newer: -1, older: newest))
         assignDevice(entries + Int(i))
         if !entries[Int(i)].hasDevice { stats.withoutDevice &+= 1 }
         if newest >= 0 { entries[Int(newest)].newer = i }
@@ -290,7 +289,6 @@ public final class FlowTable {
         }
         index[hole] = -1
         unlink(i)
-        entries[Int(i)].inUse = false
         freeList.append(i)
         count -= 1
     }

@@ -10,7 +10,6 @@ final class DecodeWorker: @unchecked Sendable {
     // @unchecked Sendable: after start, every stored var is touched only by the worker's own thread; the rings
     // and atomics carry everything that crosses threads.
 
-    let id: Int
     let input: SPSCRing<Frame>
     let returns: SPSCRing<Frame>
     let output: SPSCRing<FlowRecord>
@@ -27,8 +26,7 @@ final class DecodeWorker: @unchecked Sendable {
 
     private var packet = DecodedPacket()
 
-    init(id: Int, configuration c: PipelineConfiguration, pool: FramePool) {
-        self.id = id
+    init(configuration c: PipelineConfiguration, pool: FramePool) {
         self.pool = pool
         self.batchSize = c.batchSize
         self.dropWhenFull = c.onFullRing == .drop

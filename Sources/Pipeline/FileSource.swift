@@ -97,10 +97,12 @@ final class FileSource: @unchecked Sendable {
     private func send(_ frame: consuming Frame, to ring: SPSCRing<Frame>) {
         var pending: Frame? = .some(frame)
         var backoff = Backoff()
+        var waited = false
         while let f = pending.take() {
             guard let back = ring.enqueueUnpublished(f) else { return }
             ring.publish()
-            ringFullEvents &+= 1
+            if !waited { ringFullEvents &+= 1 }  // once per frame that found the ring full
+            waited = true
             if dropWhenFull {
                 ringFullDrops &+= 1
                 pool.release(back)

@@ -27,6 +27,8 @@ public struct PipelineSummary: Sendable {
     public var deviceTotals: [IPAddress: DeviceTotals] = [:]
     public var wallNanoseconds: UInt64 = 0
     public var workers = 1
+    /// Frame slots that never came back to the pool (a leak: must be 0).
+    public var framesNotReturned = 0
     /// Per-file read errors (the run goes on with the next file).
     public var readErrors: [String] = []
 
@@ -66,7 +68,7 @@ public final class ReplayPipeline {
         let readers = try files.map { try CaptureFileReader(path: $0) }
         let c = configuration
         let pool = FramePool(frameSize: c.frameSize, frameCount: c.frameCount)
-        let workers = (0..<c.workers).map { DecodeWorker(id: $0, configuration: c, pool: pool) }
+        let workers = (0..<c.workers).map { _ in DecodeWorker(configuration: c, pool: pool) }
         let sink = FlowSink(inputs: workers.map(\.output), observer: onFlow)
         let source = FileSource(readers: readers, pool: pool, workers: workers, configuration: c)
         let control = RunControl()
@@ -110,6 +112,7 @@ public final class ReplayPipeline {
         // The workers returned their last frames after the source stopped reclaiming: take them back now (every
         // thread is joined, so this thread may act as the source). A frame still out would trap in debug builds.
         source.reclaim()
+        let framesLost = pool.totalSlots - pool.freeCount
         let wall = monotonicNanoseconds() - start
 
         var s = PipelineSummary()
@@ -130,6 +133,7 @@ public final class ReplayPipeline {
         s.devices = sink.devices.count
         s.deviceTotals = sink.devices
         s.wallNanoseconds = wall
+        s.framesNotReturned = framesLost
         return s
     }
 }

@@ -19,6 +19,10 @@ public final class SPSCRing<Element: ~Copyable>: @unchecked Sendable {
     @usableFromInline let mask: UInt32
     @usableFromInline let slots: UnsafeMutablePointer<Element>
 
+    // Keeps the read-only fields above off the producer's line: the consumer reads `mask` and `slots` on every
+    // dequeue, and would otherwise lose that line to each publish (false sharing).
+    private let padRO: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
     // Producer-owned line: the index the producer publishes and its cache of the consumer's index.
     @usableFromInline let head = Atomic<UInt32>(0)
     @usableFromInline var producerHead: UInt32 = 0
@@ -181,9 +185,4 @@ public final class SPSCRing<Element: ~Copyable>: @unchecked Sendable {
     /// Items waiting right now (consumer side only).
     @inlinable
     public var consumerAvailableCount: Int { Int(available(wanting: UInt32(capacity))) }
-
-    /// Approximate count from any thread (for statistics only).
-    public var approximateCount: Int {
-        Int(head.load(ordering: .relaxed) &- tail.load(ordering: .relaxed))
-    }
 }

@@ -44,13 +44,18 @@ struct Demo: ParsableCommand {
             ("malformed", Int(c.errors.reduce(0, +)), truth.truncatedPackets),
         ]
         let failed = checks.filter { $0.1 != $0.2 }
-        if json { return }
-        print("")
+        // With --json stdout holds only the JSON object: the check goes to standard error.
+        var report = ""
         if failed.isEmpty {
-            print("check: all \(checks.count) counts match the generated ground truth")
+            report = "check: all \(checks.count) counts match the generated ground truth"
         } else {
-            for f in failed { print("check FAILED: \(f.0) decoded \(f.1), generated \(f.2)") }
-            throw ExitCode(1)
+            report = failed.map { "check FAILED: \($0.0) decoded \($0.1), generated \($0.2)" }.joined(separator: "\n")
         }
+        if json {
+            FileHandle.standardError.write(Data((report + "\n").utf8))
+        } else {
+            print("\n" + report)
+        }
+        if !failed.isEmpty { throw ExitCode(1) }
     }
 }

@@ -44,11 +44,17 @@ struct PipelineOptions: ParsableArguments {
         c.batchSize = batch
         c.frameCount = frames
         c.maxFlowsPerWorker = maxFlows
-        guard flowTimeout > 0 else { throw ValidationError("--flow-timeout must be > 0 seconds") }
+        guard flowTimeout > 0, flowTimeout <= 86_400 * 365 else {
+            throw ValidationError("--flow-timeout must be > 0 and at most a year of seconds, got \(flowTimeout)")
+        }
         c.flowIdleTimeoutNanoseconds = UInt64(flowTimeout * 1e9)
-        guard reassemblyMemory >= 1 else { throw ValidationError("--reassembly-memory must be at least 1 MB") }
+        guard reassemblyMemory >= 1, reassemblyMemory <= 1 << 20 else {
+            throw ValidationError("--reassembly-memory must be 1...1048576 MB, got \(reassemblyMemory)")
+        }
         c.reassemblyMemoryBytes = reassemblyMemory << 20
-        guard reassemblyTimeout > 0 else { throw ValidationError("--reassembly-timeout must be > 0 seconds") }
+        guard reassemblyTimeout > 0, reassemblyTimeout <= 3600 else {
+            throw ValidationError("--reassembly-timeout must be > 0 and at most 3600 seconds, got \(reassemblyTimeout)")
+        }
         c.reassemblyTimeoutNanoseconds = UInt64(reassemblyTimeout * 1e9)
         for p in subscriberPrefixes {
             do { try c.subscribers.add(p) } catch { throw ValidationError(error.description) }
@@ -60,6 +66,10 @@ struct PipelineOptions: ParsableArguments {
                     throw ValidationError("--cpus takes a comma-separated list of CPU numbers, got '\(cpus)'")
                 }
                 list.append(n)
+            }
+            let allowed = allowedCPUCount()
+            if let bad = list.first(where: { $0 >= allowed }) {
+                throw ValidationError("--cpus: CPU \(bad) is not available (this process may use \(allowed) CPUs)")
             }
             c.cpus = list
         }

@@ -32,7 +32,7 @@ enum SummaryFormatter {
             ("flows", [
                 ("total", s.flows), ("tcp", s.flowsTCP), ("udp", s.flowsUDP), ("other", s.flowsOther),
                 ("ended_idle", c.flows.endedIdle), ("ended_closed", c.flows.endedClosed),
-                ("evicted_lru", c.flows.evictedLRU), ("peak_active", c.flows.peakActive),
+                ("evicted_lru", c.flows.evictedLRU), ("peak_active_sum_of_workers", c.flows.peakActive),
                 ("without_device", s.flowsWithoutDevice),
             ] as [(String, Any)]),
             ("devices", s.devices),
@@ -46,6 +46,7 @@ enum SummaryFormatter {
             ("pipeline", [
                 ("ring_full", s.ringFullEvents), ("ring_full_drops", s.ringFullDrops), ("pool_waits", s.poolWaits),
                 ("sink_full_waits", c.sinkFullWaits), ("flow_records_dropped", c.flowRecordsDropped),
+                ("frames_not_returned", s.framesNotReturned),
             ] as [(String, Any)]),
             ("malformed_packets", malformed),
             ("errors", errors),

@@ -65,6 +65,10 @@ struct ReplayPipelineTests {
         #expect(Int(k.errors.reduce(0, +)) == truth.truncatedPackets)
         #expect(s.ringFullDrops == 0)
         #expect(s.readErrors.isEmpty)
+        #expect(s.framesNotReturned == 0)
+        if setup.ring <= 64 {
+            #expect(s.ringFullEvents > 0, "a small ring fed from a file must fill and make the reader wait")
+        }
     }
 
     @Test("with the live-capture policy a full ring drops and counts, and nothing goes missing unaccounted")
@@ -79,6 +83,7 @@ struct ReplayPipelineTests {
         #expect(Int(s.counters.packets + s.ringFullDrops) == truth.packets)
         #expect(s.ringFullDrops > 0, "a 2-slot ring fed from a file should overflow at least once")
         #expect(s.ringFullEvents >= s.ringFullDrops)
+        #expect(s.framesNotReturned == 0)
     }
 
     @Test("several files replay in order as one run")
