@@ -32,7 +32,7 @@ Semantic differences to keep in mind when reading mismatches:
   * tshark counts inner layers of a fragmented datagram only on the frame that completed reassembly, as
     statetap does; fragments tshark could not reassemble show as "data".
 
-Exit status: 1 if statetap trapped/crashed (killed by a signal) on any capture, or with --strict on any core
+Exit status: 1 if statetap trapped/crashed (killed by a signal) or hung (timeout) on any capture, or with --strict on any core
 mismatch or statetap failure; 2 on setup problems (no statetap, no tshark, no captures); 0 otherwise.
 """
 
@@ -493,7 +493,10 @@ def main() -> int:
         print_summary(entries, tot)
         if traps:
             print(f"TRAP: statetap crashed on {', '.join(traps)}")
-    if traps:
+    hangs = [e["capture"] for e in entries if e["statetap"]["status"] == "TIMEOUT"]
+    if hangs and not args.json:
+        print(f"TIMEOUT: statetap did not finish on {', '.join(hangs)}")
+    if traps or hangs:
         return 1
     if args.strict and (failures or mismatched):
         return 1

@@ -22,6 +22,8 @@ CORPUS="${STATETAP_CORPUS:-../shared/corpus/pcaps}"
 if [[ -d "$CORPUS" ]]; then
   echo "== public corpus vs tshark ($CORPUS)"
   python3 scripts/corpus-compare.py "$CORPUS" --statetap .build/debug/statetap
+  echo "== public corpus again with 2 workers (sharding, fragment steering): no trap, no hang"
+  python3 scripts/corpus-compare.py "$CORPUS" --statetap .build/debug/statetap --statetap-arg=--workers=2 | tail -3
 else
   echo "== public corpus: SKIPPED, no folder at $CORPUS (set STATETAP_CORPUS)"
 fi
