@@ -68,6 +68,8 @@ let package = Package(
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft"]),
+        // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
+        .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms"]),
     ],
     swiftLanguageModes: [.v6]
