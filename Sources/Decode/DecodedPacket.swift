@@ -56,6 +56,29 @@ public struct DecodedPacket: Sendable, BitwiseCopyable {
 
     @inlinable public init() {}
 
+    /// Makes the value ready for the next packet by clearing the fields every packet defines. Fields that are only
+    /// meaningful under a condition are left as they were: `vlanIDs` beyond `vlanCount`, `teid` without `hasTEID`,
+    /// the tunnel endpoints without `tunnelDepth`, the TCP fields without `.tcp` in `layers` (the decoder sets all
+    /// of them, options included, for every TCP segment), and `fragment` unless the outcome is `.fragment`.
+    /// (A whole reinitialization costs more than the rest of decoding a plain TCP packet.)
+    @inlinable public mutating func resetForNextPacket() {
+        layers = []
+        vlanCount = 0
+        mplsCount = 0
+        tunnelDepth = 0
+        hasTEID = false
+        source = .none
+        destination = .none
+        ipProtocol = 0
+        ipTTL = 0
+        sourcePort = 0
+        destinationPort = 0
+        tcpFlags = 0
+        payloadOffset = 0
+        payloadLength = 0
+        notices = 0
+    }
+
     /// VLAN id at `index` (outermost first), for `index < min(vlanCount, maxStoredVLANs)`.
     @inlinable public func vlanID(_ index: Int) -> UInt16 {
         switch index {

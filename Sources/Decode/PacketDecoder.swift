@@ -9,12 +9,12 @@ public enum PacketDecoder {
     /// IPv6 extension headers beyond this count are refused.
     public static let maxIPv6Extensions = 16
 
-    /// Decodes one frame of `linkType`. `packet` is reset first.
+    /// Decodes one frame of `linkType` into `packet` (reset first with `resetForNextPacket`).
     @inlinable
     public static func decode(_ b: UnsafeRawBufferPointer, linkType: LinkType, into p: inout DecodedPacket)
         -> DecodeOutcome
     {
-        p = DecodedPacket()
+        p.resetForNextPacket()
         p.wireLength = b.count
         switch linkType {
         case .ethernet:
@@ -392,6 +392,10 @@ public enum PacketDecoder {
         p.tcpWindow = u16(b, off + 14)
         p.payloadOffset = optEnd
         p.payloadLength = end - optEnd
+        p.tcpMSS = 0
+        p.tcpWindowScale = 0xff
+        p.tcpSACKPermitted = false
+        p.tcpTimestamp = false
         // Options: the ones the flow table uses are kept; any malformed length fails the packet (an option cut by
         // the snap length just ends the list).
         var o = off + 20
