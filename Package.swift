@@ -54,7 +54,7 @@ let package = Package(
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
         // Compiled XDP programs, embedded as resources.
-        .target(name: "XDPPrograms", dependencies: ["CXDP"], plugins: ["BPFCompilerPlugin"]),
+        .target(name: "XDPPrograms", dependencies: ["CXDP", "CStatetapShims"], plugins: ["BPFCompilerPlugin"]),
 
         .executableTarget(
             name: "statetap",
@@ -70,7 +70,9 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
-        .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms", "CStatetapShims"]),
+        // Needs root (BPF): loads the XDP program and runs it on crafted frames with BPF_PROG_RUN.
+        .testTarget(name: "PrivilegedTests", dependencies: ["XDPPrograms", "PacketCraft", "Decode"]),
     ],
     swiftLanguageModes: [.v6]
 )

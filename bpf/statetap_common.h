@@ -18,10 +18,29 @@ enum statetap_xdp_counter {
     STATETAP_CTR_STEERED = 0,
     /* Well-formed frame handed to the kernel stack (XDP_PASS): no socket on its queue, or not selected. */
     STATETAP_CTR_PASSED = 1,
-    /* Frame too short for an Ethernet header; passed to the kernel stack untouched. */
+    /* Frame too short for a header it announces; passed to the kernel stack untouched. */
     STATETAP_CTR_MALFORMED = 2,
+    /* Frame of interest, but no AF_XDP socket is bound to its rx queue: passed to the kernel stack. */
+    STATETAP_CTR_NO_SOCKET = 3,
     /* Number of counters (sentinel, sizes the map). Not a counter itself; moves when counters are added. */
     STATETAP_CTR_MAX
+};
+
+/* Ports the steering configuration holds per transport (unused slots are 0). */
+#define STATETAP_MAX_PORTS 8
+
+/*
+ * Load-time configuration of steer.bpf.c: the program's `const volatile struct statetap_steer_config config`,
+ * alone in .rodata, written by user space before the object is loaded (the verifier then prunes what it
+ * disables). Ports are in host order.
+ */
+struct statetap_steer_config {
+    unsigned char steer_all;  /* 1: every frame is of interest (ARP and the like included) */
+    unsigned char steer_gtpu; /* 1: UDP 2152 carrying a GTP-U v1 header is of interest */
+    unsigned char steer_fragments; /* 1: IP fragments are of interest (their ports are in the first only) */
+    unsigned char reserved;
+    unsigned short tcp_ports[STATETAP_MAX_PORTS];
+    unsigned short udp_ports[STATETAP_MAX_PORTS];
 };
 
 /* Capacity of the XSKMAP: one slot per rx queue, indexed by the queue id. */

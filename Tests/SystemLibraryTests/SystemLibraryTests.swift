@@ -2,6 +2,7 @@
 // Nothing here touches the kernel: the BPF object is opened (parsed) by libbpf, never loaded.
 import CLZ4
 import CPcap
+import CStatetapShims
 import CXDP
 import Testing
 import XDPPrograms
@@ -136,10 +137,10 @@ struct SystemLibraryTests {
 
         let counters = try #require(bpf_object__find_map_by_name(object, "xdp_counters"))
         #expect(bpf_map__type(counters) == BPF_MAP_TYPE_PERCPU_ARRAY)
-        #expect(bpf_map__max_entries(counters) == 3)  // STATETAP_CTR_MAX
+        #expect(bpf_map__max_entries(counters) == STATETAP_CTR_MAX.rawValue)  // the header shared with Swift
         #expect(bpf_map__value_size(counters) == 8)
 
-        // `const volatile __u8 steer_all` lives in the object's .rodata map (load-time configuration).
+        // `const volatile struct statetap_steer_config config` is the object's .rodata (load-time configuration).
         var rodataFound = false
         var map = bpf_object__next_map(object, nil)
         while let current = map {
@@ -147,7 +148,7 @@ struct SystemLibraryTests {
                 rodataFound = true
                 var size = 0
                 #expect(bpf_map__initial_value(current, &size) != nil)
-                #expect(size >= 1)
+                #expect(size == MemoryLayout<statetap_steer_config>.size)
             }
             map = bpf_object__next_map(object, current)
         }

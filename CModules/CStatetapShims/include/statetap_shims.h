@@ -13,4 +13,6 @@ int statetap_set_current_thread_name(const char *name);
 // Number of CPUs this process may run on (sched_getaffinity + CPU_COUNT, a macro).
 int statetap_allowed_cpu_count(void);
 
+#include "statetap_bpf_shared.h"
+
 #endif
