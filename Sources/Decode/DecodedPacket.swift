@@ -89,6 +89,13 @@ public struct DecodedPacket: Sendable, BitwiseCopyable {
         }
     }
 
+    /// The stored VLAN ids packed 16 bits each, outermost in the high bits (a compact key for VLAN context).
+    @inlinable public var packedVLANs: UInt64 {
+        var packed: UInt64 = 0
+        for i in 0..<min(Int(vlanCount), DecodedPacket.maxStoredVLANs) { packed = packed << 16 | UInt64(vlanID(i)) }
+        return packed
+    }
+
     @inlinable mutating func pushVLAN(_ id: UInt16) {
         switch vlanCount {
         case 0: vlanIDs.0 = id

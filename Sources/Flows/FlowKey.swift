@@ -31,10 +31,7 @@ public struct FlowKey: Hashable, Sendable, BitwiseCopyable {
             addressA = d.0; portA = d.1; addressB = s.0; portB = s.1
         }
         ipProtocol = p.ipProtocol
-        var packed: UInt64 = 0
-        let n = min(Int(p.vlanCount), DecodedPacket.maxStoredVLANs)
-        for i in 0..<n { packed = packed << 16 | UInt64(p.vlanID(i)) }
-        vlans = packed
+        vlans = p.packedVLANs
         vlanCount = p.vlanCount
         if p.tunnelDepth > 0 {
             if p.tunnelSource < p.tunnelDestination {

@@ -18,19 +18,6 @@ public struct ReassemblyStats: Sendable {
 /// oldest incomplete datagrams go first. Only fragments allocate (buffers are recycled); unfragmented traffic
 /// never touches this type.
 public final class FragmentReassembler {
-    /// Identity of a datagram being reassembled (RFC 791: source, destination, protocol, identification; the VLAN
-    /// and tunnel context keep overlapping address spaces apart).
-    struct Key: Hashable {
-        var source: IPAddress
-        var destination: IPAddress
-        var identification: UInt32
-        var nextProtocol: UInt8
-        var isIPv6: Bool
-        var vlans: UInt64
-        var tunnelSource: IPAddress
-        var tunnelDestination: IPAddress
-    }
-
     final class Datagram {
         let buffer: UnsafeMutableRawBufferPointer
         /// Received byte ranges, sorted and merged.
@@ -60,11 +47,11 @@ public final class FragmentReassembler {
     public private(set) var stats = ReassemblyStats()
     public private(set) var bytesHeld = 0
 
-    private var pending: [Key: Datagram] = [:]
+    private var pending: [FragmentKey: Datagram] = [:]
     /// Datagrams in creation order, for oldest-first expiry. An entry is stale when its key is no longer pending
     /// or is pending again as a newer datagram (different `firstSeen`); stale entries are skipped. `orderHead`
     /// avoids shifting the array on every pop; it is compacted when mostly consumed.
-    private var order: [(key: Key, firstSeen: UInt64)] = []
+    private var order: [(key: FragmentKey, firstSeen: UInt64)] = []
     private var orderHead = 0
     private var spare: [Datagram] = []
     private var completed: Datagram?
@@ -86,12 +73,7 @@ public final class FragmentReassembler {
         completed = nil
         defer { if let previous { recycle(previous) } }
         expire(now: now)
-        var vlans: UInt64 = 0
-        for i in 0..<min(Int(p.vlanCount), DecodedPacket.maxStoredVLANs) { vlans = vlans << 16 | UInt64(p.vlanID(i)) }
-        let key = Key(source: info.source, destination: info.destination, identification: info.identification,
-                      nextProtocol: info.isIPv6 ? 0 : info.nextProtocol, isIPv6: info.isIPv6, vlans: vlans,
-                      tunnelSource: p.tunnelDepth > 0 ? p.tunnelSource : .none,
-                      tunnelDestination: p.tunnelDepth > 0 ? p.tunnelDestination : .none)
+        let key = FragmentKey(info, in: p)
         let start = info.fragmentOffset
         let end = start + info.dataLength
         guard end <= Self.maximumDatagram else {
@@ -198,7 +180,7 @@ public final class FragmentReassembler {
     }
 
     /// The oldest live entry of `order` (stale ones are skipped for good).
-    private func oldestEntry() -> (key: Key, datagram: Datagram)? {
+    private func oldestEntry() -> (key: FragmentKey, datagram: Datagram)? {
         while orderHead < order.count {
             let (k, t) = order[orderHead]
             if let d = pending[k], d.firstSeen == t { return (k, d) }
@@ -207,7 +189,7 @@ public final class FragmentReassembler {
         return nil
     }
 
-    private func oldestKey() -> Key? { oldestEntry()?.key }
+    private func oldestKey() -> FragmentKey? { oldestEntry()?.key }
 
     private func compactOrder() {
         if orderHead > 1024 && orderHead * 2 > order.count {
@@ -216,7 +198,7 @@ public final class FragmentReassembler {
         }
     }
 
-    private func drop(_ key: Key) {
+    private func drop(_ key: FragmentKey) {
         guard let d = pending.removeValue(forKey: key) else { return }
         bytesHeld -= Self.maximumDatagram
         recycle(d)

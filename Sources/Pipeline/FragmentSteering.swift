@@ -11,11 +11,6 @@ import Flows
 /// budget goes to the worker of its fragmented layer's addresses, where it is counted the same way. (Suricata's
 /// autofp does the same: defragment before choosing the flow's thread.)
 final class FragmentSteering {
-    private struct Key: Hashable {
-        var source: IPAddress, destination: IPAddress, identification: UInt32, nextProtocol: UInt8, isIPv6: Bool
-        var vlans: UInt64
-        var tunnelSource: IPAddress, tunnelDestination: IPAddress
-    }
     private struct Held {
         var frames: [ParkedFrame]
         var firstSeen: UInt64
@@ -23,7 +18,7 @@ final class FragmentSteering {
     }
 
     private let reassembler: FragmentReassembler
-    private var held: [Key: Held] = [:]
+    private var held: [FragmentKey: Held] = [:]
     private var parked = 0
     private let maxParked: Int
     private let timeout: UInt64
@@ -48,13 +43,7 @@ final class FragmentSteering {
     func add(_ frame: ParkedFrame, info: FragmentInfo, packet: DecodedPacket, bytes: UnsafeRawBufferPointer,
              fallbackWorker: Int, workers: Int) -> Decision
     {
-        var vlans: UInt64 = 0
-        for i in 0..<min(Int(packet.vlanCount), DecodedPacket.maxStoredVLANs) { vlans = vlans << 16 | UInt64(packet.vlanID(i)) }
-        // The same identity as the reassembler's (RFC 791: the protocol is part of an IPv4 datagram's identity).
-        let key = Key(source: info.source, destination: info.destination, identification: info.identification,
-                      nextProtocol: info.isIPv6 ? 0 : info.nextProtocol, isIPv6: info.isIPv6, vlans: vlans,
-                      tunnelSource: packet.tunnelDepth > 0 ? packet.tunnelSource : .none,
-                      tunnelDestination: packet.tunnelDepth > 0 ? packet.tunnelDestination : .none)
+        let key = FragmentKey(info, in: packet)  // the reassembler's identity
         var entry = held.removeValue(forKey: key) ?? Held(frames: [], firstSeen: frame.timestampNanoseconds,
                                                           fallbackWorker: fallbackWorker)
         entry.frames.append(frame)
