@@ -19,6 +19,10 @@ final class FragmentSteering {
 
     private let reassembler: FragmentReassembler
     private var held: [FragmentKey: Held] = [:]
+    /// Parked datagrams in arrival order, so eviction looks at the front instead of scanning `held`. An entry is
+    /// stale when its key is gone or parked again as a newer datagram (another `firstSeen`); stale ones are skipped.
+    private var order: [(key: FragmentKey, firstSeen: UInt64)] = []
+    private var orderHead = 0
     private var parked = 0
     private let maxParked: Int
     private let timeout: UInt64
@@ -44,8 +48,13 @@ final class FragmentSteering {
              fallbackWorker: Int, workers: Int) -> Decision
     {
         let key = FragmentKey(info, in: packet)  // the reassembler's identity
-        var entry = held.removeValue(forKey: key) ?? Held(frames: [], firstSeen: frame.timestampNanoseconds,
-                                                          fallbackWorker: fallbackWorker)
+        var entry: Held
+        if let existing = held.removeValue(forKey: key) {
+            entry = existing
+        } else {
+            entry = Held(frames: [], firstSeen: frame.timestampNanoseconds, fallbackWorker: fallbackWorker)
+            order.append((key, entry.firstSeen))
+        }
         entry.frames.append(frame)
         parked += 1
         switch reassembler.add(info, bytes: bytes, packet: packet, now: frame.timestampNanoseconds) {
@@ -76,33 +85,44 @@ final class FragmentSteering {
         }
     }
 
+    /// The oldest parked datagram still held (stale front entries are dropped for good).
+    private func oldest() -> (key: FragmentKey, held: Held)? {
+        while orderHead < order.count {
+            let (k, t) = order[orderHead]
+            if let h = held[k], h.firstSeen == t { return (k, h) }
+            orderHead += 1
+        }
+        return nil
+    }
+
+    private func take(_ key: FragmentKey, _ h: Held) -> (frames: [ParkedFrame], worker: Int) {
+        held[key] = nil
+        parked -= h.frames.count
+        orderHead += 1
+        if orderHead > 1024 && orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+        return (h.frames, h.fallbackWorker)
+    }
+
     /// Gives up on the oldest parked datagram (the pool ran dry); nil when nothing is parked.
     func evictOldest() -> (frames: [ParkedFrame], worker: Int)? {
-        guard let oldest = held.min(by: { $0.value.firstSeen < $1.value.firstSeen }) else { return nil }
-        held[oldest.key] = nil
-        parked -= oldest.value.frames.count
-        return (oldest.value.frames, oldest.value.fallbackWorker)
+        guard let (k, h) = oldest() else { return nil }
+        return take(k, h)
     }
 
     /// Datagrams to give up on: older than the timeout at `now`, or the oldest while too many frames are parked.
-    /// (`now` nil: everything, at the end of a run.)
+    /// (`now` nil: everything, oldest first, at the end of a run.)
     func evict(now: UInt64?) -> [(frames: [ParkedFrame], worker: Int)] {
-        guard !held.isEmpty else { return [] }
         var out: [(frames: [ParkedFrame], worker: Int)] = []
-        if let now {
-            let stale = held.filter { now > $0.value.firstSeen && now - $0.value.firstSeen > timeout }
-            for (k, h) in stale { held[k] = nil; parked -= h.frames.count; out.append((h.frames, h.fallbackWorker)) }
-            while parked > maxParked, let oldest = held.min(by: { $0.value.firstSeen < $1.value.firstSeen }) {
-                held[oldest.key] = nil
-                parked -= oldest.value.frames.count
-                out.append((oldest.value.frames, oldest.value.fallbackWorker))
-            }
-        } else {
-            for (_, h) in held.sorted(by: { $0.value.firstSeen < $1.value.firstSeen }) {
-                out.append((h.frames, h.fallbackWorker))
-            }
-            held.removeAll()
-            parked = 0
+        while let (k, h) = oldest() {
+            if let now, parked <= maxParked, !(now > h.firstSeen && now - h.firstSeen > timeout) { break }
+            out.append(take(k, h))
+        }
+        if now == nil {
+            order.removeAll()
+            orderHead = 0
         }
         return out
     }
