@@ -24,6 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // System libraries, found with pkg-config.
@@ -49,19 +50,23 @@ let package = Package(
         // Flow table, client/server orientation, device attribution, IP fragment reassembly.
         .target(name: "Flows", dependencies: ["Decode"], swiftSettings: hotSwiftSettings),
         // Wiring: source thread -> rings -> decode workers -> sink; statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "CStatetapShims"],
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
-        // Compiled XDP programs, embedded as resources.
+        // Compiled XDP programs, embedded as resources: loading, BPF_PROG_RUN, the live-frames traffic generator.
         .target(name: "XDPPrograms", dependencies: ["CXDP", "CStatetapShims"], plugins: ["BPFCompilerPlugin"]),
+        // AF_XDP: UMEM, sockets and rings per rx queue, the bpf_link attachment, kernel statistics.
+        .target(name: "XDPCapture", dependencies: ["CXDP", "CStatetapShims", "XDPPrograms"],
+                swiftSettings: hotSwiftSettings),
 
         .executableTarget(
             name: "statetap",
             dependencies: [
-                "Pipeline", "PacketCraft", "Capture", "Decode",
+                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),

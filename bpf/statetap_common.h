@@ -46,9 +46,16 @@ struct statetap_steer_config {
 /* Capacity of the XSKMAP: one slot per rx queue, indexed by the queue id. */
 #define STATETAP_XSKS_MAX_ENTRIES 64
 
+/* Load-time configuration of trafficgen.bpf.c (alone in its .rodata): the interface frames are sent out of. */
+struct statetap_trafficgen_config {
+    unsigned int ifindex;
+};
+
 /* Names of the objects inside steer.bpf.o, as user space looks them up with libbpf. */
 #define STATETAP_STEER_PROG_NAME "statetap_steer" /* the SEC("xdp") program */
 #define STATETAP_XSKS_MAP_NAME "xsks_map"         /* BPF_MAP_TYPE_XSKMAP, rx queue id -> AF_XDP socket */
 #define STATETAP_COUNTERS_MAP_NAME "xdp_counters" /* BPF_MAP_TYPE_PERCPU_ARRAY, enum statetap_xdp_counter -> u64 */
+
+#define STATETAP_TRAFFICGEN_PROG_NAME "statetap_trafficgen" /* in trafficgen.bpf.o */
 
 #endif /* STATETAP_COMMON_H */

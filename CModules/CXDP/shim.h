@@ -3,3 +3,4 @@
 #include <bpf/bpf.h>
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
+#include <linux/if_link.h>   // XDP_FLAGS_*, XDP_ATTACHED_*

@@ -21,6 +21,8 @@ public final class FramePool: @unchecked Sendable {
     @usableFromInline let jumboBase: Int
     private var freeRegular: [UInt32]
     private var freeJumbo: [UInt32]
+    /// Whether `base` was allocated here (false: memory lent by the caller, e.g. a UMEM).
+    private let ownsMemory: Bool
 
     /// Creates a pool; sizes are rounded up to 64 bytes.
     public init(frameSize: Int = 2048, frameCount: Int, jumboSize: Int = 256 * 1024, jumboCount: Int = 8) {
@@ -34,9 +36,50 @@ public final class FramePool: @unchecked Sendable {
         self.base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
         freeRegular = (0..<UInt32(frameCount)).reversed().map { $0 }
         freeJumbo = (0..<UInt32(jumboCount)).reversed().map { UInt32(frameCount) + $0 }
+        ownsMemory = true
     }
 
-    deinit { base.deallocate() }
+    /// A pool over memory the caller owns and keeps alive longer than the pool: an AF_XDP UMEM of `frameCount`
+    /// frames of `frameSize` bytes (a power of two) at `base`. No jumbo slots. Every slot starts out *owned by the
+    /// kernel* (not free): the capture thread hands slots to the fill ring, turns what the rx ring gives back into
+    /// frames with `adopt`, and `release` puts them on the free list, from which `takeSlot` feeds the fill ring.
+    public init(umem base: UnsafeMutableRawPointer, frameSize: Int, frameCount: Int) {
+        precondition(frameCount > 0 && frameSize >= 2048 && frameSize & (frameSize - 1) == 0)
+        self.frameSize = frameSize
+        self.frameCount = frameCount
+        self.jumboSize = frameSize
+        self.jumboCount = 0
+        self.jumboBase = frameSize * frameCount
+        self.base = base
+        freeRegular = []
+        freeRegular.reserveCapacity(frameCount)
+        freeJumbo = []
+        ownsMemory = false
+    }
+
+    deinit { if ownsMemory { base.deallocate() } }
+
+    /// Makes the token for a frame the kernel wrote: `address` is its byte offset in the UMEM (slot and headroom).
+    @inlinable
+    public func adopt(address: UInt64, length: UInt32, timestampNanoseconds: UInt64, linkType: LinkType) -> Frame {
+        let slot = UInt32(truncatingIfNeeded: address / UInt64(frameSize))
+        let offset = UInt16(truncatingIfNeeded: address % UInt64(frameSize))
+        return Frame(slot: slot, offset: offset, length: length, originalLength: length,
+                     timestampNanoseconds: timestampNanoseconds, linkType: linkType)
+    }
+
+    /// Takes a free slot for the kernel (the fill ring) without making a frame; nil when none is free.
+    @inlinable
+    public func takeSlot() -> UInt32? { popFreeRegular() }
+
+    @usableFromInline func popFreeRegular() -> UInt32? { freeRegular.popLast() }
+
+    /// Gives a slot back that `takeSlot` took but the kernel did not accept (the fill ring was full).
+    public func returnSlot(_ slot: UInt32) { freeRegular.append(slot) }
+
+    /// The byte offset of `slot` in the memory, as the fill ring wants it.
+    @inlinable
+    public func umemAddress(of slot: UInt32) -> UInt64 { UInt64(slot) &* UInt64(frameSize) }
 
     /// The largest frame the pool can hold.
     public var maximumFrameLength: Int { jumboCount > 0 ? jumboSize : frameSize }
@@ -83,7 +126,7 @@ public final class FramePool: @unchecked Sendable {
     /// holding IP fragments until it knows which worker owns their datagram). Every parked frame must be unparked
     /// exactly once, by the same thread.
     public func park(_ frame: consuming Frame) -> ParkedFrame {
-        let p = ParkedFrame(slot: frame.slot, length: frame.length, originalLength: frame.originalLength,
+        let p = ParkedFrame(slot: frame.slot, offset: frame.offset, length: frame.length, originalLength: frame.originalLength,
                             timestampNanoseconds: frame.timestampNanoseconds, linkType: frame.linkType)
         _ = frame.retire()
         return p
@@ -91,7 +134,7 @@ public final class FramePool: @unchecked Sendable {
 
     /// Turns a parked frame back into its token.
     public func unpark(_ p: ParkedFrame) -> Frame {
-        Frame(slot: p.slot, length: p.length, originalLength: p.originalLength,
+        Frame(slot: p.slot, offset: p.offset, length: p.length, originalLength: p.originalLength,
               timestampNanoseconds: p.timestampNanoseconds, linkType: p.linkType)
     }
 
@@ -108,6 +151,6 @@ public final class FramePool: @unchecked Sendable {
 
     /// The frame's bytes, valid while the caller owns the frame.
     @inlinable public func bytes(of frame: borrowing Frame) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: address(of: frame.slot), count: Int(frame.length))
+        UnsafeRawBufferPointer(start: address(of: frame.slot) + Int(frame.offset), count: Int(frame.length))
     }
 }

@@ -60,6 +60,13 @@ final class DecodeWorker: @unchecked Sendable {
             if sourceFinished.load(ordering: .acquiring) && input.consumerAvailableCount == 0 { break }
             backoff.wait()
         }
+        finish()
+    }
+
+    /// Ends the worker's run: flushes its flows and publishes its counters. Called by `run`, or by the source
+    /// thread when the worker ran inline.
+    func finish() {
+        returns.publish()
         flows.flush { e, reason in self.emit(e, reason) }
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.flows = flows.stats

@@ -6,10 +6,41 @@ import Foundation
 /// An error from libbpf or the kernel, with what was being done.
 public struct BPFError: Error, CustomStringConvertible {
     public let operation: String
+    /// errno value (libbpf returns it negated; either sign is accepted).
     public let code: Int32
-    public var description: String {
-        "\(operation): \(String(cString: strerror(code < 0 ? -code : code))) (\(code < 0 ? -code : code))"
+    /// What the verifier said when it rejected a program.
+    public let verifierLog: String?
+
+    public init(operation: String, code: Int32, verifierLog: String? = nil) {
+        self.operation = operation
+        self.code = code < 0 ? -code : code
+        self.verifierLog = verifierLog
     }
+
+    public var description: String {
+        var s = "\(operation): \(String(cString: strerror(code))) (errno \(code))"
+        if let verifierLog {
+            s += "\nthe kernel's verifier rejected the program; its log:\n" + verifierLog
+        }
+        return s
+    }
+}
+
+extension XDPPrograms {
+    /// libbpf prints warnings (and the verifier's log, which statetap's errors already carry) to stderr by
+    /// default; statetap keeps it quiet unless asked (`--log-level debug`).
+    public static func setLibbpfMessages(enabled: Bool) {
+        if enabled {
+            _ = libbpf_set_print(libbpfToStderr)
+        } else {
+            _ = libbpf_set_print(nil)
+        }
+    }
+}
+
+private let libbpfToStderr: libbpf_print_fn_t = { _, format, args in
+    guard let format, let args else { return 0 }
+    return vdprintf(2, format, args)
 }
 
 /// Which frames the steering program sends to AF_XDP sockets.
@@ -58,23 +89,21 @@ public struct SteeringCounters: Sendable, Equatable {
     public init() {}
 }
 
-/// The steering program loaded into the kernel (not attached to any interface).
-public final class SteeringProgram {
-    private let object: OpaquePointer
-    public let programFD: Int32
-    private let countersFD: Int32
+/// A BPF object file opened with libbpf, its `.rodata` configuration written, loaded into the kernel with the
+/// verifier's log kept for the error message.
+final class LoadedObject {
+    let object: OpaquePointer
+    let file: String
 
-    /// Opens `path` (default: the embedded steer.bpf.o), writes `configuration` into its .rodata and loads it.
-    /// The verifier's log is part of the error when loading fails.
-    public init(path: String? = nil, configuration: SteeringConfiguration = SteeringConfiguration()) throws {
-        guard let file = path ?? XDPPrograms.objectPath(named: XDPPrograms.steerObjectName) else {
-            throw BPFError(operation: "the embedded steer.bpf.o is missing", code: ENOENT)
-        }
+    /// Opens `file`, writes `rodata` (the bytes of the program's `const volatile` configuration struct) and loads.
+    init(file: String, rodata config: UnsafeRawBufferPointer, programName: String) throws {
         guard let obj = bpf_object__open_file(file, nil), libbpf_get_error(UnsafeRawPointer(obj)) == 0 else {
-            throw BPFError(operation: "open \(file)", code: Int32(truncatingIfNeeded: errno))
+            let code = Int32(truncatingIfNeeded: errno)
+            throw BPFError(operation: "open the BPF object \(file)", code: code == 0 ? EINVAL : code)
         }
+        // Every stored property is set from here on: a throw runs deinit, which closes the object.
         object = obj
-        var config = try configuration.cValue()
+        self.file = file
         var rodata: OpaquePointer?
         var map = bpf_object__next_map(obj, nil)
         while let m = map {
@@ -82,35 +111,77 @@ public final class SteeringProgram {
             map = bpf_object__next_map(obj, m)
         }
         guard let rodata else {
-            bpf_object__close(obj)
             throw BPFError(operation: "\(file) has no .rodata (configuration) map", code: ENOENT)
         }
         var size = 0
-        guard bpf_map__initial_value(rodata, &size) != nil, size == MemoryLayout<statetap_steer_config>.size else {
-            bpf_object__close(obj)
-            throw BPFError(operation: "\(file): .rodata is not a statetap_steer_config", code: EINVAL)
+        guard bpf_map__initial_value(rodata, &size) != nil, size == config.count else {
+            throw BPFError(operation: "\(file): .rodata is \(size) bytes, not the \(config.count) of the configuration "
+                           + "struct this statetap was built with", code: EINVAL)
         }
-        let set = withUnsafeBytes(of: &config) { bpf_map__set_initial_value(rodata, $0.baseAddress, size) }
+        let set = bpf_map__set_initial_value(rodata, config.baseAddress, size)
         guard set == 0 else {
-            bpf_object__close(obj)
             throw BPFError(operation: "write the configuration into \(file)", code: set)
         }
+        guard let prog = bpf_object__find_program_by_name(obj, programName) else {
+            throw BPFError(operation: "\(file) has no program named \(programName)", code: ENOENT)
+        }
+        // libbpf loads without a log first and, when the load fails, loads again at log level 1 into this
+        // buffer: the verifier's reasons end up in the error.
+        let logSize = 1 << 20
+        let log = UnsafeMutablePointer<CChar>.allocate(capacity: logSize)
+        defer { log.deallocate() }
+        log.initialize(to: 0)
+        bpf_program__set_log_buf(prog, log, logSize)
         let rc = bpf_object__load(obj)
+        bpf_program__set_log_buf(prog, nil, 0)
         guard rc == 0 else {
-            bpf_object__close(obj)
-            throw BPFError(operation: "load \(file) (the verifier's log is printed above by libbpf)", code: rc)
+            let text = String(cString: log).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw BPFError(operation: "load \(file)", code: rc, verifierLog: text.isEmpty ? nil : text)
         }
-        guard let prog = bpf_object__find_program_by_name(obj, STATETAP_STEER_PROG_NAME),
-              let counters = bpf_object__find_map_by_name(obj, STATETAP_COUNTERS_MAP_NAME)
-        else {
-            bpf_object__close(obj)
-            throw BPFError(operation: "\(file) lacks \(STATETAP_STEER_PROG_NAME) or its counters", code: ENOENT)
+    }
+
+    func programFD(_ name: String) throws -> Int32 {
+        guard let prog = bpf_object__find_program_by_name(object, name) else {
+            throw BPFError(operation: "\(file) has no program named \(name)", code: ENOENT)
         }
-        programFD = bpf_program__fd(prog)
-        countersFD = bpf_map__fd(counters)
+        return bpf_program__fd(prog)
+    }
+
+    func mapFD(_ name: String) throws -> Int32 {
+        guard let map = bpf_object__find_map_by_name(object, name) else {
+            throw BPFError(operation: "\(file) has no map named \(name)", code: ENOENT)
+        }
+        return bpf_map__fd(map)
     }
 
     deinit { bpf_object__close(object) }
+}
+
+/// The steering program loaded into the kernel (not attached to any interface).
+public final class SteeringProgram {
+    private let loaded: LoadedObject
+    public let programFD: Int32
+    private let countersFD: Int32
+    /// The XSKMAP: rx queue id -> AF_XDP socket.
+    public let socketsMapFD: Int32
+    /// The object file it was loaded from.
+    public var path: String { loaded.file }
+
+    /// Opens `path` (default: the embedded steer.bpf.o), writes `configuration` into its .rodata and loads it.
+    /// The verifier's log is part of the error when loading fails.
+    public init(path: String? = nil, configuration: SteeringConfiguration = SteeringConfiguration()) throws {
+        guard let file = path ?? XDPPrograms.objectPath(named: XDPPrograms.steerObjectName) else {
+            throw BPFError(operation: "the embedded steer.bpf.o is missing", code: ENOENT)
+        }
+        var config = try configuration.cValue()
+        loaded = try withUnsafeBytes(of: &config) {
+            try LoadedObject(file: file, rodata: $0, programName: STATETAP_STEER_PROG_NAME)
+        }
+        programFD = try loaded.programFD(STATETAP_STEER_PROG_NAME)
+        countersFD = try loaded.mapFD(STATETAP_COUNTERS_MAP_NAME)
+        socketsMapFD = try loaded.mapFD(STATETAP_XSKS_MAP_NAME)
+    }
+
 
     /// Runs the program once on `frame` (BPF_PROG_RUN, no interface involved, rx queue 0); returns the XDP action.
     public func run(frame: [UInt8]) throws -> UInt32 {

@@ -6,6 +6,8 @@ import Foundation
 public enum XDPPrograms {
     /// Resource name of the steering program (bpf/steer.bpf.c -> steer.bpf.o).
     public static let steerObjectName = "steer"
+    /// Resource name of the traffic generator's program (bpf/trafficgen.bpf.c).
+    public static let trafficgenObjectName = "trafficgen"
 
     /// Filesystem path of the embedded `<name>.bpf.o`, or `nil` if no such object was built into the bundle.
     public static func objectPath(named name: String) -> String? {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Logging
 
 @main
-struct Statetap: ParsableCommand {
+struct Statetap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "statetap",
         abstract: "Kernel-bypass packet pipeline that keeps mobile users' edge applications warm across edge nodes.",
@@ -10,9 +10,11 @@ struct Statetap: ParsableCommand {
             statetap watches the traffic between devices and edge nodes (live with AF_XDP, or from capture files), \
             decodes it through a lock-free pipeline, and learns each device's application state.
 
+            Live: `statetap capture --interface eth0` (root). Offline: `statetap replay FILE`.
+
             Start with `statetap demo`: it generates a capture of synthetic mobile-edge traffic and replays it.
             """,
-        subcommands: [Replay.self, Generate.self, Demo.self])
+        subcommands: [Replay.self, CaptureCommand.self, Send.self, Generate.self, Demo.self])
 }
 
 /// Options every command shares.

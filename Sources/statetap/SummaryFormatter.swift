@@ -6,7 +6,7 @@ import Pipeline
 enum SummaryFormatter {
     /// The summary as an ordered list of (key, value) pairs; values are numbers, strings or nested objects.
     /// `allReasons`: list every error and notice, zeros included (JSON: a stable schema for tools).
-    static func object(_ s: PipelineSummary, allReasons: Bool = false) -> [(String, Any)] {
+    static func object(_ s: PipelineSummary, allReasons: Bool = false, live: LiveReport? = nil) -> [(String, Any)] {
         let c = s.counters
         var layers: [(String, Any)] = []
         for (name, layer) in Layers.named { layers.append((name, c.packets(with: layer))) }
@@ -20,13 +20,16 @@ enum SummaryFormatter {
             notices.append((n.name, c.notices[Int(n.rawValue)]))
         }
         let malformed = c.errors.reduce(0, +)
-        return [
+        let cpu = processCPUSeconds()
+        var out: [(String, Any)] = [
             ("files", s.files),
             ("packets", c.packets),
             ("bytes", c.bytes),
             ("capture_duration_s", round3(s.captureDurationSeconds)),
             ("wall_s", round3(Double(s.wallNanoseconds) / 1e9)),
             ("packets_per_second", Int(s.packetsPerSecond)),
+            ("cpu_s", round3(cpu)),
+            ("cpu_ns_per_packet", c.packets > 0 ? Int(cpu * 1e9 / Double(c.packets)) : 0),
             ("workers", s.workers),
             ("layers", layers),
             ("flows", [
@@ -53,11 +56,15 @@ enum SummaryFormatter {
             ("notices", notices),
             ("read_errors", s.readErrors),
         ]
+        if let live { out.append(("live", live.object)) }
+        return out
     }
 
     private static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
-    static func json(_ s: PipelineSummary) -> String { encode(object(s, allReasons: true)) }
+    static func json(_ s: PipelineSummary, live: LiveReport? = nil) -> String {
+        encode(object(s, allReasons: true, live: live))
+    }
 
     private static func encode(_ v: Any) -> String {
         switch v {
@@ -90,7 +97,7 @@ enum SummaryFormatter {
         return out + "\""
     }
 
-    static func text(_ s: PipelineSummary) -> String {
+    static func text(_ s: PipelineSummary, live: LiveReport? = nil) -> String {
         var lines: [String] = []
         func render(_ pairs: [(String, Any)], indent: String) {
             for (k, v) in pairs {
@@ -109,7 +116,7 @@ enum SummaryFormatter {
                 }
             }
         }
-        render(object(s), indent: "")
+        render(object(s, live: live), indent: "")
         return lines.joined(separator: "\n")
     }
 }

@@ -1,0 +1,229 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Pipeline
+import ServiceLifecycle
+import XDPCapture
+import XDPPrograms
+
+extension BindMode: ExpressibleByArgument {}
+extension XDPMode: ExpressibleByArgument {}
+extension LiveThreading: ExpressibleByArgument {}
+
+struct CaptureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Capture live from an interface with AF_XDP and run the decode pipeline (needs root).",
+        discussion: """
+            statetap attaches its XDP program to the interface (through a bpf_link: the kernel removes it when \
+            statetap exits, even after kill -9), steers the traffic of interest into one AF_XDP socket per rx \
+            queue and passes everything else (ARP, ND, routing, management) to the kernel. Frames are decoded \
+            where the kernel wrote them (the UMEM) and go back to the fill ring once processed.
+
+            Stops on SIGINT or SIGTERM (Ctrl-C), after --count frames or after --duration seconds, then prints \
+            the same summary as `replay` plus per-queue figures. Per-queue statistics go to standard error every \
+            --stats-interval seconds: rx packets and bytes, the kernel's drops (XDP_STATISTICS: rx_dropped, \
+            rx_ring_full, fill ring empty, invalid descriptors), pipeline ring-full drops, empty polls, fill \
+            shortages and the XDP program's counters.
+
+            Needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_NET_RAW. On veth only copy mode exists (--bind auto \
+            falls back and says so); frames sent into a veth by the peer's XDP need --xdp-mode native here.
+            """)
+
+    @Option(name: .shortAndLong, help: "Interface to capture on (see `ip link`).")
+    var interface: String
+
+    @Option(help: "Rx queues to capture: all, N, N-M or a list like 0,2 (one AF_XDP socket each).")
+    var queues = "all"
+
+    @Option(help: "AF_XDP bind mode: auto (zero-copy, else copy), copy, zerocopy.")
+    var bind: BindMode = .auto
+
+    @Option(help: "Where the XDP program runs: auto (native when the driver can), native, skb (generic).")
+    var xdpMode: XDPMode = .auto
+
+    @Option(name: .customLong("pipeline"),
+            help: "inline: each queue's capture thread decodes its frames itself (default: fastest on few cores); threads: a capture thread and --workers decode threads per queue.")
+    var threading: LiveThreading = .inline
+
+    @Option(help: "Busy-poll the socket for this many microseconds (SO_PREFER_BUSY_POLL, SO_BUSY_POLL) instead of sleeping in poll().")
+    var busyPoll: Int?
+
+    @Option(help: "Packets per busy-poll round (SO_BUSY_POLL_BUDGET).")
+    var busyPollBudget = 64
+
+    @Option(help: "UMEM frame size, 2048 or 4096 bytes; the largest frame received is this minus 256.")
+    var frameSize = 2048
+
+    @Option(help: "Descriptors in each socket's rx ring (a power of two).")
+    var rxRing = 8192
+
+    @Option(help: "Descriptors in each socket's fill ring (a power of two).")
+    var fillRing = 8192
+
+    @Flag(help: "Map the UMEM with huge pages (reserve them first: sysctl vm.nr_hugepages).")
+    var hugePages = false
+
+    @Option(help: "What to steer to statetap: default (the ports below, GTP-U, fragments) or all (every frame).")
+    var steer: SteerSelection = .default
+
+    @Option(help: "TCP ports of interest, either direction (at most 8).")
+    var tcpPorts = "80,8080,443"
+
+    @Option(help: "UDP ports of interest, either direction (at most 8).")
+    var udpPorts = "443"
+
+    @Flag(inversion: .prefixedNo, help: "Steer GTP-U (UDP 2152).")
+    var gtpu = true
+
+    @Flag(inversion: .prefixedNo, help: "Steer IP fragments (their ports are only in the first one).")
+    var fragments = true
+
+    @Flag(help: "Replace an XDP program already attached to the interface (e.g. one a crashed tool left).")
+    var force = false
+
+    @Option(help: "Load this steering object instead of the embedded steer.bpf.o.")
+    var bpfObject: String?
+
+    @Option(help: "Seconds between per-queue statistics on standard error (0: only at exit).")
+    var statsInterval: Double = 5
+
+    @Option(help: "Stop after this many frames.")
+    var count: UInt64?
+
+    @Option(help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Option(help: "Also write every captured frame to this pcap file (slow; for debugging).")
+    var writePcap: String?
+
+    @Flag(help: "Print the summary as one JSON object.")
+    var json = false
+
+    @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup var global: GlobalOptions
+
+    enum SteerSelection: String, ExpressibleByArgument, CaseIterable {
+        case `default`, all
+    }
+
+    func validate() throws {
+        _ = try makeLive()
+        if let d = duration, !(d > 0) { throw ValidationError("--duration must be > 0 seconds") }
+        if statsInterval < 0 { throw ValidationError("--stats-interval must be >= 0") }
+        if count == 0 { throw ValidationError("--count must be at least 1") }
+        if let b = bpfObject, !FileManager.default.isReadableFile(atPath: b) {
+            throw ValidationError("cannot read --bpf-object '\(b)'")
+        }
+    }
+
+    private func ports(_ spec: String, _ flag: String) throws -> [UInt16] {
+        if spec.isEmpty || spec == "none" { return [] }
+        var out: [UInt16] = []
+        for p in spec.split(separator: ",") {
+            guard let n = UInt16(p.trimmingCharacters(in: .whitespaces)), n > 0 else {
+                throw ValidationError("\(flag) takes a comma-separated list of ports 1-65535, got '\(spec)'")
+            }
+            out.append(n)
+        }
+        guard out.count <= SteeringConfiguration.maxPorts else {
+            throw ValidationError("\(flag): at most \(SteeringConfiguration.maxPorts) ports, got \(out.count)")
+        }
+        return out
+    }
+
+    func makeLive() throws -> LiveConfiguration {
+        var live = LiveConfiguration(interface: interface)
+        live.queues = queues
+        live.socket.frameSize = frameSize
+        live.socket.frameCount = pipeline.frames
+        live.socket.rxRingSize = rxRing
+        live.socket.fillRingSize = fillRing
+        live.socket.bind = bind
+        live.socket.hugePages = hugePages
+        live.socket.busyPollMicroseconds = busyPoll
+        live.socket.busyPollBudget = busyPollBudget
+        do { try live.socket.validate() } catch { throw ValidationError(error.message) }
+        live.xdpMode = xdpMode
+        live.force = force
+        live.bpfObject = bpfObject
+        live.steering.steerAll = steer == .all
+        live.steering.tcpPorts = try ports(tcpPorts, "--tcp-ports")
+        live.steering.udpPorts = try ports(udpPorts, "--udp-ports")
+        live.steering.steerGTPU = gtpu
+        live.steering.steerFragments = fragments
+        live.threading = threading
+        live.packetLimit = count
+        live.pcapPath = writePcap
+        if threading == .inline && pipeline.workers != 1 {
+            throw ValidationError("--pipeline inline runs one worker per queue on the capture thread; "
+                                  + "use --pipeline threads for --workers \(pipeline.workers)")
+        }
+        return live
+    }
+
+    func run() async throws {
+        let log = global.bootstrap()
+        XDPPrograms.setLibbpfMessages(enabled: global.logLevel <= .debug)
+        let configuration = try pipeline.makeConfiguration()
+        let live = try makeLive()
+        let capture: LivePipeline
+        do {
+            capture = try LivePipeline(configuration: configuration, live: live)
+        } catch {
+            log.error("\(error.message)")
+            throw ExitCode(error.kind == .invalidConfiguration ? 64 : 1)
+        }
+        let s = capture.setup
+        if let r = s.replaced { log.warning("--force: replaced \(r) on \(s.interface)") }
+        for f in s.bindFallbacks { log.notice("--bind auto: \(f); using copy mode") }
+        log.info("capturing on \(s.interface) queues \(s.queues.map(String.init).joined(separator: ",")): XDP \(s.xdpMode) mode, AF_XDP \(s.zeroCopy ? "zero-copy" : "copy") mode, pipeline \(s.threading.rawValue), program \(s.bpfObject)")
+
+        let service = CaptureService(capture: capture, statsInterval: statsInterval, duration: duration, log: log)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
+        let (summary, stats) = capture.finish()
+        log.info("stopped; the XDP program is detached from \(s.interface)")
+        if json {
+            print(SummaryFormatter.json(summary, live: LiveReport(setup: s, statistics: stats)))
+        } else {
+            print(SummaryFormatter.text(summary, live: LiveReport(setup: s, statistics: stats)))
+        }
+    }
+}
+
+/// Runs the capture until it stops by itself or a signal asks: the service-lifecycle side of `capture`.
+struct CaptureService: Service {
+    let capture: LivePipeline
+    let statsInterval: Double
+    let duration: Double?
+    let log: Logger
+
+    func run() async throws {
+        capture.start()
+        let start = ContinuousClock.now
+        let deadline = duration.map { start + .milliseconds(Int64($0 * 1000)) }
+        var nextStats = start + .milliseconds(Int64(max(statsInterval, 0.1) * 1000))
+        var last = capture.statistics()
+        await withGracefulShutdownHandler {
+            while !capture.capturesFinished {
+                try? await Task.sleep(for: .milliseconds(50))
+                let now = ContinuousClock.now
+                if let deadline, now >= deadline, !capture.stopRequested {
+                    log.info("--duration reached")
+                    capture.stop()
+                }
+                if statsInterval > 0, now >= nextStats {
+                    nextStats = now + .milliseconds(Int64(statsInterval * 1000))
+                    let current = capture.statistics()
+                    for line in LiveReport.statsLines(current, previous: last) { log.info("\(line)") }
+                    last = current
+                }
+            }
+        } onGracefulShutdown: {
+            capture.stop()
+        }
+    }
+}
