@@ -77,7 +77,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms", "CStatetapShims"]),
         // Needs root (BPF): loads the XDP program and runs it on crafted frames with BPF_PROG_RUN.
-        .testTarget(name: "PrivilegedTests", dependencies: ["XDPPrograms", "PacketCraft", "Decode"]),
+        // Runs the built binary in network namespaces it creates: live capture on veth pairs, errors, kill -9.
+        .testTarget(name: "PrivilegedTests", dependencies: ["statetap", "XDPPrograms", "PacketCraft", "Decode", "Capture"]),
     ],
     swiftLanguageModes: [.v6]
 )

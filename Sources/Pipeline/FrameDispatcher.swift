@@ -109,6 +109,13 @@ final class FrameDispatcher {
         return true
     }
 
+    /// Parked datagrams older than the reassembly timeout at `now` go to their worker (live capture calls this
+    /// when idle, so fragments do not wait for the next fragment to be given up on).
+    func releaseExpiredParked(now: UInt64) {
+        guard let steering else { return }
+        for (frames, w) in steering.evict(now: now) { release(frames, to: w) }
+    }
+
     /// End of input: every parked fragment goes to its worker.
     func releaseAllParked() {
         guard let steering else { return }

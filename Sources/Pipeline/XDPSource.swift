@@ -72,6 +72,10 @@ final class XDPSource: @unchecked Sendable {
                 if draining > 0 { break }  // the rx ring is empty after the stop: done
                 emptyPolls &+= 1
                 counters.emptyPolls.store(emptyPolls, ordering: .relaxed)
+                if emptyPolls & 63 == 0 {
+                    dispatcher.releaseExpiredParked(now: realtimeNanoseconds())
+                    dispatcher.flush()
+                }
                 if busyPoll {
                     socket.wake()
                 } else {
@@ -110,7 +114,11 @@ final class XDPSource: @unchecked Sendable {
                 if draining > socket.configuration.rxRingSize / Int(max(batchSize, 1)) + 2 { break }
             }
         }
+        // Fragments still parked for their datagram go to their worker, which counts them as it would in a file.
+        dispatcher.releaseAllParked()
+        dispatcher.flush()
         counters.fillShortages.store(fillShortages, ordering: .relaxed)
+        counters.ringFullDrops.store(dispatcher.ringFullDrops, ordering: .relaxed)
         dumper?.close()
     }
 
