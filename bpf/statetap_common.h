@@ -46,10 +46,22 @@ struct statetap_steer_config {
 /* Capacity of the XSKMAP: one slot per rx queue, indexed by the queue id. */
 #define STATETAP_XSKS_MAX_ENTRIES 64
 
-/* Load-time configuration of trafficgen.bpf.c (alone in its .rodata): the interface frames are sent out of. */
+/* Load-time configuration of trafficgen.bpf.c (alone in its .rodata). */
 struct statetap_trafficgen_config {
-    unsigned int ifindex;
+    unsigned long long interval_ns; /* nanoseconds between frames (0: as fast as possible) */
+    unsigned int ifindex;           /* interface frames are sent out of */
+    unsigned int reserved;
 };
+
+/* The generator's state (the single entry of STATETAP_TRAFFICGEN_STATE_MAP_NAME). */
+struct statetap_trafficgen_state {
+    unsigned long long limit;   /* send until `sent` reaches this (user space raises it) */
+    unsigned long long sent;    /* frames redirected so far */
+    unsigned long long next_ns; /* time slot of the next frame when paced */
+};
+
+/* Frames a late paced generator may send back to back to catch up. */
+#define STATETAP_TRAFFICGEN_MAX_BURST 32
 
 /* Names of the objects inside steer.bpf.o, as user space looks them up with libbpf. */
 #define STATETAP_STEER_PROG_NAME "statetap_steer" /* the SEC("xdp") program */
@@ -57,5 +69,6 @@ struct statetap_trafficgen_config {
 #define STATETAP_COUNTERS_MAP_NAME "xdp_counters" /* BPF_MAP_TYPE_PERCPU_ARRAY, enum statetap_xdp_counter -> u64 */
 
 #define STATETAP_TRAFFICGEN_PROG_NAME "statetap_trafficgen" /* in trafficgen.bpf.o */
+#define STATETAP_TRAFFICGEN_STATE_MAP_NAME "trafficgen_state"
 
 #endif /* STATETAP_COMMON_H */

@@ -6,13 +6,15 @@ import XDPPrograms
 
 struct Send: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send the frames of a capture file out of an interface at high rate (traffic generator, root).",
+        abstract: "Send the frames of a capture file out of an interface, at high or exact rates (traffic generator, root).",
         discussion: """
             Uses BPF_PROG_RUN with live frames: the kernel builds each frame and an XDP program redirects it out \
             of --interface. Made for veth pairs: the frames arrive on the peer, which must run an XDP program \
             in native mode (statetap capture --xdp-mode native), or the kernel drops them there. Frames are \
-            sent in file order, each --repeat times in a row, the whole file --loops times, at most --rate \
-            frames per second. Ethernet captures only; frames over 3000 bytes are skipped (counted).
+            sent in file order, each --repeat times in a row, the whole file --loops times. With --rate the XDP \
+            program itself paces the frames (a smooth rate, not bursts and sleeps). Each frame costs the kernel a \
+            few milliseconds of setup per call: for high rates use few distinct frames and a large --repeat. \
+            Ethernet captures only; frames over 3000 bytes are skipped (counted).
 
             Make a capture with `statetap generate FILE`, or use any Ethernet pcap.
             """)
@@ -23,8 +25,8 @@ struct Send: ParsableCommand {
     @Argument(help: "Capture file whose frames are sent (pcap or pcapng, Ethernet).")
     var file: String
 
-    @Option(help: "Copies of each frame sent in a row (one system call).")
-    var `repeat`: UInt32 = 1
+    @Option(help: "Copies of each frame sent in a row.")
+    var `repeat`: UInt64 = 1
 
     @Option(help: "Times the whole file is sent.")
     var loops = 1
@@ -41,9 +43,9 @@ struct Send: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard (1...1 << 24).contains(Int(`repeat`)) else { throw ValidationError("--repeat must be 1...16777216") }
+        guard (1...1 << 32).contains(Int(`repeat`)) else { throw ValidationError("--repeat must be 1...4294967296") }
         guard loops >= 1 else { throw ValidationError("--loops must be at least 1") }
-        guard rate >= 0 else { throw ValidationError("--rate must be >= 0") }
+        guard rate == 0 || (rate >= 1 && rate <= 1e9) else { throw ValidationError("--rate must be 0 (unpaced) or 1...1e9 frames/s") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be 1...256") }
         guard FileManager.default.isReadableFile(atPath: file) else {
             throw ValidationError("cannot read capture file '\(file)'")
@@ -69,25 +71,18 @@ struct Send: ParsableCommand {
         }
         guard !frames.isEmpty else { throw ValidationError("\(file) has no frame that can be sent") }
         let generator: TrafficGenerator
-        do { generator = try TrafficGenerator(interface: interface) } catch {
+        do { generator = try TrafficGenerator(interface: interface, rate: rate > 0 ? rate : nil) } catch {
             log.error("\(error)")
             throw ExitCode(1)
         }
         generator.batchSize = batch
         let start = DispatchTime.now().uptimeNanoseconds
-        var sent: UInt64 = 0
         for _ in 0..<loops {
             for f in frames {
                 try f.withUnsafeBytes { try generator.send(frame: $0, count: `repeat`) }
-                sent += UInt64(`repeat`)
-                if rate > 0 {
-                    // Pace: sleep until the schedule catches up with what was sent.
-                    let due = start + UInt64(Double(sent) / rate * 1e9)
-                    let now = DispatchTime.now().uptimeNanoseconds
-                    if due > now { usleep(UInt32(min((due - now) / 1000, 1_000_000))) }
-                }
             }
         }
+        let sent = try generator.sent()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let pps = seconds > 0 ? Double(sent) / seconds : 0
         if json {
