@@ -5,10 +5,14 @@ set -euo pipefail
 
 # Build: the C libraries behind CModules/ and clang for the XDP programs in bpf/.
 PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
+# Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
+# (dropping capabilities), ethtool (veth drop counters).
+LIVE=(iproute2 iputils-ping util-linux ethtool)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
-if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark); fi
-# Benchmarks: nDPI's ndpiReader is the side-by-side reference.
-if [[ "${1:-}" == "--bench" ]]; then PACKAGES+=(libndpi-bin); fi
+if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
+if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi
+# Benchmarks: nDPI's ndpiReader is the side-by-side reference; the live benchmark builds a C AF_XDP receiver (gcc).
+if [[ "${1:-}" == "--bench" ]]; then PACKAGES+=(libndpi-bin gcc "${LIVE[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

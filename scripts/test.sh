@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command on a fresh machine: install what is missing, build with warnings as a failure, run the test
-# suite, the ring tests again under ThreadSanitizer, the public corpus against tshark (zero traps), the
-# allocation check of the benchmark harness (counts only, never wall time) and the demo.
+# suite (as root it includes the live AF_XDP tests in network namespaces; otherwise they are skipped with a
+# warning), the ring tests again under ThreadSanitizer, the public corpus against tshark (zero traps), the
+# allocation check of the benchmark harness (counts only, never wall time), the live demo (root) and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -30,6 +31,13 @@ fi
 
 echo "== allocation check: decode + flow tracking allocate nothing per packet (Benchmarks/, release build)"
 (cd Benchmarks && swift package benchmark thresholds check --target AllocationsBenchmark --no-progress)
+
+if [[ $(id -u) -eq 0 ]]; then
+  echo "== live demo: AF_XDP capture on a veth pair, release build (optimized code paths differ from debug)"
+  scripts/live-demo.sh 20000
+else
+  echo "== live demo: SKIPPED, not root (AF_XDP, XDP and network namespaces need root); CI runs it" >&2
+fi
 
 echo "== demo (debug build) against its ground truth"
 .build/debug/statetap demo --packets 50000 > /tmp/statetap-demo.txt || { cat /tmp/statetap-demo.txt; exit 1; }

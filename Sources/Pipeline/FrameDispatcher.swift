@@ -13,6 +13,8 @@ final class FrameDispatcher {
     let pool: FramePool
     let workers: [DecodeWorker]
     let inline: Bool
+    /// The worker that runs on the source thread (inline), held directly: no array access per frame.
+    private let inlineWorker: DecodeWorker?
     private let dropWhenFull: Bool
     private let steering: FragmentSteering?
     private var shardPacket = DecodedPacket()
@@ -24,6 +26,7 @@ final class FrameDispatcher {
         self.pool = pool
         self.workers = workers
         self.inline = inline
+        inlineWorker = inline ? workers[0] : nil
         self.dropWhenFull = c.onFullRing == .drop
         // Parked fragments hold pool slots: keep a quarter of the pool for them at most.
         steering = workers.count > 1 ? FragmentSteering(configuration: c, maxParked: pool.frameCount / 4) : nil
@@ -32,8 +35,8 @@ final class FrameDispatcher {
     /// Sends a frame to the worker owning its flow (or processes it here, inline).
     @inline(__always)
     func dispatch(_ frame: consuming Frame) {
-        if inline {
-            workers[0].process(frame)
+        if let inlineWorker {
+            inlineWorker.process(frame)
         } else if steering == nil {
             send(frame, to: workers[0].input)
         } else {

@@ -56,6 +56,9 @@ func monotonicNanoseconds() -> UInt64 {
 /// Spin, then yield, then sleep: waiting without burning a core that another stage needs (2-core machines).
 struct Backoff {
     private var rounds = 0
+    /// The sleep once spinning and yielding found nothing.
+    private let sleepNanoseconds: Int
+    init(sleepNanoseconds: Int = 50_000) { self.sleepNanoseconds = sleepNanoseconds }
     mutating func reset() { rounds = 0 }
     mutating func wait() {
         rounds += 1
@@ -64,7 +67,7 @@ struct Backoff {
         } else if rounds < 64 {
             sched_yield()
         } else {
-            var ts = timespec(tv_sec: 0, tv_nsec: 50_000)
+            var ts = timespec(tv_sec: 0, tv_nsec: sleepNanoseconds)
             nanosleep(&ts, nil)
         }
     }

@@ -2,6 +2,7 @@
 // descriptor closes, so a crashed statetap leaves nothing behind (a netlink attachment, like libxdp's, stays).
 import CStatetapShims
 import CXDP
+import XDPPrograms
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,9 +39,11 @@ public struct AttachedProgram: Sendable, CustomStringConvertible {
 
     /// What is attached to `ifindex` now; nil when nothing is.
     public static func query(ifindex: UInt32) -> AttachedProgram? {
-        var opts = bpf_xdp_query_opts()
-        opts.sz = MemoryLayout<bpf_xdp_query_opts>.size
-        guard bpf_xdp_query(Int32(ifindex), 0, &opts) == 0, opts.prog_id != 0 else { return nil }
+        let opts = withZeroedCStruct(bpf_xdp_query_opts.self) { p -> bpf_xdp_query_opts? in
+            p.pointee.sz = MemoryLayout<bpf_xdp_query_opts>.size
+            return bpf_xdp_query(Int32(ifindex), 0, p) == 0 ? p.pointee : nil
+        }
+        guard let opts, opts.prog_id != 0 else { return nil }
         let mode = switch UInt32(opts.attach_mode) {
         case UInt32(XDP_ATTACHED_DRV): "native"
         case UInt32(XDP_ATTACHED_SKB): "skb"
@@ -55,10 +58,11 @@ public struct AttachedProgram: Sendable, CustomStringConvertible {
         let fd = bpf_prog_get_fd_by_id(id)
         guard fd >= 0 else { return "?" }
         defer { close(fd) }
-        var info = bpf_prog_info()
-        var len = UInt32(MemoryLayout<bpf_prog_info>.size)
-        guard bpf_obj_get_info_by_fd(fd, &info, &len) == 0 else { return "?" }
-        return withUnsafeBytes(of: info.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return withZeroedCStruct(bpf_prog_info.self) { info in
+            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+            guard bpf_obj_get_info_by_fd(fd, info, &len) == 0 else { return "?" }
+            return withUnsafeBytes(of: info.pointee.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
     }
 
     /// The id of the XDP bpf_link on `ifindex`, if one exists.
@@ -68,13 +72,12 @@ public struct AttachedProgram: Sendable, CustomStringConvertible {
             let fd = bpf_link_get_fd_by_id(id)
             guard fd >= 0 else { continue }
             defer { close(fd) }
-            var info = bpf_link_info()
-            var len = UInt32(MemoryLayout<bpf_link_info>.size)
-            if bpf_obj_get_info_by_fd(fd, &info, &len) == 0, info.type == BPF_LINK_TYPE_XDP.rawValue,
-               info.xdp.ifindex == ifindex
-            {
-                return id
+            let found = withZeroedCStruct(bpf_link_info.self) { info in
+                var len = UInt32(MemoryLayout<bpf_link_info>.size)
+                return bpf_obj_get_info_by_fd(fd, info, &len) == 0 && info.pointee.type == BPF_LINK_TYPE_XDP.rawValue
+                    && info.pointee.xdp.ifindex == ifindex
             }
+            if found { return id }
         }
         return nil
     }
@@ -110,10 +113,11 @@ public final class XDPAttachment: @unchecked Sendable {
     {
         self.interface = interface
         self.replaced = replaced
-        var opts = bpf_link_create_opts()
-        opts.sz = MemoryLayout<bpf_link_create_opts>.size
-        opts.flags = requested.flags
-        let fd = bpf_link_create(programFD, Int32(interface.index), BPF_XDP, &opts)
+        let fd = withZeroedCStruct(bpf_link_create_opts.self) { opts in
+            opts.pointee.sz = MemoryLayout<bpf_link_create_opts>.size
+            opts.pointee.flags = requested.flags
+            return bpf_link_create(programFD, Int32(interface.index), BPF_XDP, opts)
+        }
         guard fd >= 0 else {
             let code = -fd
             if code == EOPNOTSUPP || (code == EINVAL && requested == .native) {

@@ -2,6 +2,7 @@
 // static-inline ring helpers Swift imports and inlines). The capture thread of the queue alone touches the rings.
 import CStatetapShims
 import CXDP
+import XDPPrograms
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -21,3 +21,15 @@ public enum XDPPrograms {
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }
+
+/// Runs `body` with a pointer to a C struct whose every byte is zero, padding included. libbpf's `*_opts` structs and
+/// the kernel's info structs are checked for zero bytes past the fields a caller knows, and a Swift value does not
+/// keep its padding (initializers and copies leave it undefined: in optimized builds the call then fails with
+/// EINVAL), so such structs live in zeroed memory and are filled through the pointer.
+@inlinable
+public func withZeroedCStruct<T, R, E: Error>(_ type: T.Type, _ body: (UnsafeMutablePointer<T>) throws(E) -> R) throws(E) -> R {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.stride, alignment: MemoryLayout<T>.alignment)
+    defer { raw.deallocate() }
+    raw.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.stride)
+    return try body(raw.assumingMemoryBound(to: T.self))
+}

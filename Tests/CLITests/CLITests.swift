@@ -100,6 +100,22 @@ struct CLITests {
         (["replay", "--flow-timeout", "0", "/dev/null"], "--flow-timeout must be"),
         (["generate", "/tmp/x.pcap", "--packets", "0"], "--packets must be at least 1"),
         (["generate", "/tmp/x.pcap", "--format", "cap"], "format"),
+        (["capture"], "Missing expected argument '--interface"),
+        (["capture", "-i", "lo", "--frame-size", "1000"], "--frame-size must be 2048 or 4096"),
+        (["capture", "-i", "lo", "--rx-ring", "1000"], "--rx-ring must be a power of two"),
+        (["capture", "-i", "lo", "--frames", "4096"], "must be at least the fill ring"),
+        (["capture", "-i", "lo", "--workers", "2"], "--pipeline inline runs one worker per queue"),
+        (["capture", "-i", "lo", "--bind", "fast"], "bind"),
+        (["capture", "-i", "lo", "--xdp-mode", "hw"], "xdp-mode"),
+        (["capture", "-i", "lo", "--tcp-ports", "80,http"], "--tcp-ports takes a comma-separated list"),
+        (["capture", "-i", "lo", "--udp-ports", "1,2,3,4,5,6,7,8,9"], "at most 8 ports"),
+        (["capture", "-i", "lo", "--count", "0"], "--count must be at least 1"),
+        (["capture", "-i", "lo", "--bpf-object", "/nonexistent.o"], "cannot read --bpf-object"),
+        (["capture", "-i", "no-such-if9"], "no network interface named 'no-such-if9'"),
+        (["capture", "-i", "lo", "--queues", "5"], "queue 5 is out of range: lo has 1 rx queue"),
+        (["capture", "-i", "lo", "--queues", "x-y"], "--queues takes 'all'"),
+        (["send", "-i", "lo", "/nonexistent.pcap"], "cannot read capture file"),
+        (["send", "-i", "lo", "/dev/null", "--batch", "300"], "--batch must be 1...256"),
     ])
     func badInput(arguments: [String], message: String) throws {
         let run = try statetap(arguments)
@@ -131,6 +147,12 @@ struct CLITests {
         #expect(run.status == 0)
         for flag in ["--workers", "--ring-size", "--batch", "--json", "--subscriber-prefix"] {
             #expect(run.stdout.contains(flag))
+        }
+        let capture = try statetap(["capture", "--help"])
+        #expect(capture.status == 0)
+        for flag in ["--interface", "--queues", "--bind", "--xdp-mode", "--pipeline", "--busy-poll", "--stats-interval",
+                     "--write-pcap", "--force", "--bpf-object", "--steer", "bpf_link", "XDP_STATISTICS"] {
+            #expect(capture.stdout.contains(flag), "capture --help lacks \(flag)")
         }
     }
 }

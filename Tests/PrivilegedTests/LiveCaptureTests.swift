@@ -68,6 +68,9 @@ struct LiveCaptureTests {
         let capture = try lab.statetap(in: lab.nsB, args)
         #expect(lab.waitUntilCapturing(capture), "capture did not start: \(capture.stderrSoFar)")
         #expect(try lab.xdpAttached(), "the XDP program is on the interface while capturing")
+        #expect(capture.stderrSoFar.contains("XDP native mode, AF_XDP copy mode"), "\(capture.stderrSoFar)")
+        #expect(capture.stderrSoFar.contains("--bind auto: zero-copy AF_XDP is not supported"),
+                "auto must say it fell back to copy mode")
 
         // The kernel still gets ARP and ICMP: ping across the pair works while statetap captures.
         let ping = try sh(["ip", "netns", "exec", lab.nsA, "ping", "-c", "3", "-i", "0.2", "-W", "2", lab.addressB],
