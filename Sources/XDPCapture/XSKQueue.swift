@@ -21,7 +21,7 @@ public enum BindMode: String, Sendable, CaseIterable {
 public struct SocketConfiguration: Sendable {
     /// UMEM frame size: 2048 or 4096. The largest frame received is this minus the kernel's 256-byte headroom.
     public var frameSize = 2048
-    /// UMEM frames per queue (rx ring + fill ring + frames in the pipeline must fit).
+    /// UMEM frames per queue, `--frames` (rx ring + fill ring + frames in the pipeline must fit).
     public var frameCount = 16384
     /// Descriptors in the rx and fill rings (powers of two).
     public var rxRingSize = 8192
@@ -44,7 +44,7 @@ public struct SocketConfiguration: Sendable {
             }
         }
         guard frameCount >= fillRingSize + 64, frameCount <= 1 << 22 else {
-            throw bad("--umem-frames (\(frameCount)) must be at least the fill ring (\(fillRingSize)) + 64, and at most 4194304")
+            throw bad("--frames (UMEM frames per queue, \(frameCount)) must be at least the fill ring (\(fillRingSize)) + 64, and at most 4194304")
         }
         if let us = busyPollMicroseconds, us < 1 || us > 1_000_000 { throw bad("--busy-poll takes 1...1000000 microseconds") }
     }
@@ -158,7 +158,7 @@ public final class XSKQueue: @unchecked Sendable {
         var rc = xsk_umem__create(&u, umemArea, UInt64(umemBytes), fill, completion, &uc)
         guard rc == 0 else {
             let hint = -rc == ENOMEM || -rc == EPERM
-                ? " (the UMEM is locked memory: try a smaller --umem-frames, or raise RLIMIT_MEMLOCK)" : ""
+                ? " (the UMEM is locked memory: try a smaller --frames, or raise RLIMIT_MEMLOCK)" : ""
             throw CaptureError.system("register the UMEM of queue \(queueID)\(hint)", errno: rc)
         }
         umem = u

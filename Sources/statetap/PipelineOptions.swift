@@ -12,7 +12,7 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Frames moved per ring operation.")
     var batch: Int = 64
 
-    @Option(help: "Frame slots in the frame pool (bounds the frames in flight).")
+    @Option(help: "Frame slots in the frame pool (bounds the frames in flight); for capture, UMEM frames per queue.")
     var frames: Int = 16384
 
     @Option(help: "Flows each worker tracks at most; the least recently used is evicted beyond.")

@@ -115,6 +115,38 @@ struct LiveCaptureTests {
         #expect(try !lab.xdpAttached(), "stopping must leave no XDP program on the interface")
     }
 
+    @Test("two rx queues: one socket each, each queue's frames counted on it")
+    func twoQueues() throws {
+        let cpus = (try? sh(["nproc"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)).flatMap { Int($0) } ?? 1
+        try #require(cpus >= 2, "needs 2 CPUs: a veth delivers a peer's XDP frames on queue (sending CPU % queues)")
+        let lab = try VethLab(queues: 2)
+        defer { lab.remove() }
+        let plan = TrafficPlan()
+        let steeredPath = tempPath("steered.pcap")
+        defer { try? FileManager.default.removeItem(atPath: steeredPath) }
+        try writePcap(plan.steered, to: steeredPath)
+        let capture = try lab.statetap(in: lab.nsB, ["capture", "-i", lab.ifB, "--queues", "all", "--xdp-mode", "native",
+                                                     "--stats-interval", "0", "--json"])
+        #expect(lab.waitUntilCapturing(capture), "\(capture.stderrSoFar)")
+        #expect(capture.stderrSoFar.contains("queues 0,1"))
+        // From CPU 0 the frames land on queue 0, from CPU 1 on queue 1: once and three times.
+        for (cpu, times) in [(0, 1), (1, 3)] {
+            let r = try sh(["ip", "netns", "exec", lab.nsA, "taskset", "-c", "\(cpu)", statetapBinary, "send", "-i", lab.ifA,
+                            steeredPath, "--repeat", "\(times)"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        usleep(300_000)
+        capture.signal(SIGINT)
+        let result = capture.wait(timeout: 30)
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try json(result.stdout)
+        let queues = try #require((summary["live"] as? [String: Any])?["queues"] as? [String: [String: Any]])
+        #expect(queues["0"]?["rx_packets"] as? Int == plan.steered.count)
+        #expect(queues["1"]?["rx_packets"] as? Int == plan.steered.count * 3)
+        #expect(summary["packets"] as? Int == plan.steered.count * 4)
+        #expect(try !lab.xdpAttached())
+    }
+
     @Test("kill -9 mid-capture leaves nothing that blocks the next start")
     func killAndRestart() throws {
         let lab = try VethLab()

@@ -89,7 +89,8 @@ final class VethLab {
     let addressB: String
     private var removed = false
 
-    init() throws {
+    /// `queues`: rx/tx queues of each veth end (frames a peer's XDP sends arrive on queue CPU % queues).
+    init(queues: Int = 1) throws {
         Self.counter += 1
         let tag = "\(getpid() % 100000)-\(Self.counter)"
         nsA = "statetap-t\(tag)-a"
@@ -100,8 +101,8 @@ final class VethLab {
         let steps: [[String]] = [
             ["ip", "netns", "add", nsA],
             ["ip", "netns", "add", nsB],
-            ["ip", "link", "add", ifA, "numrxqueues", "1", "numtxqueues", "1", "netns", nsA, "type", "veth", "peer",
-             "name", ifB, "numrxqueues", "1", "numtxqueues", "1", "netns", nsB],
+            ["ip", "link", "add", ifA, "numrxqueues", "\(queues)", "numtxqueues", "\(queues)", "netns", nsA, "type",
+             "veth", "peer", "name", ifB, "numrxqueues", "\(queues)", "numtxqueues", "\(queues)", "netns", nsB],
             ["ip", "-n", nsA, "addr", "add", "\(addressA)/24", "dev", ifA],
             ["ip", "-n", nsB, "addr", "add", "\(addressB)/24", "dev", ifB],
             ["ip", "-n", nsA, "link", "set", ifA, "up"],
