@@ -224,13 +224,7 @@ public final class LivePipeline: @unchecked Sendable {
         for w in workers.joined() { s.counters.merge(w.counters) }
         s.ringFullEvents = sources.reduce(0) { $0 + $1.dispatcher.ringFullEvents }
         s.ringFullDrops = sources.reduce(0) { $0 + $1.dispatcher.ringFullDrops }
-        s.flows = sink.flows
-        s.flowsTCP = sink.flowsTCP
-        s.flowsUDP = sink.flowsUDP
-        s.flowsOther = sink.flowsOther
-        s.flowsWithoutDevice = sink.flowsWithoutDevice
-        s.devices = sink.devices.count
-        s.deviceTotals = sink.devices
+        s.add(sink)
         s.wallNanoseconds = monotonicNanoseconds() - startTime
         // Every UMEM frame is free in the pool, in the kernel's fill ring, or (arrived after the stop, before the
         // detach) in the rx ring once capture stopped.

@@ -43,6 +43,19 @@ public struct PipelineSummary: Sendable {
     }
 }
 
+extension PipelineSummary {
+    /// Takes the sink's flow and device totals (after the sink thread is joined).
+    mutating func add(_ sink: FlowSink) {
+        flows = sink.flows
+        flowsTCP = sink.flowsTCP
+        flowsUDP = sink.flowsUDP
+        flowsOther = sink.flowsOther
+        flowsWithoutDevice = sink.flowsWithoutDevice
+        devices = sink.devices.count
+        deviceTotals = sink.devices
+    }
+}
+
 /// A progress snapshot taken while the pipeline runs.
 public struct PipelineProgress: Sendable {
     public var packetsRead: UInt64
@@ -125,13 +138,7 @@ public final class ReplayPipeline {
         s.ringFullDrops = source.ringFullDrops
         s.poolWaits = source.poolWaits
         s.readErrors = source.readErrors
-        s.flows = sink.flows
-        s.flowsTCP = sink.flowsTCP
-        s.flowsUDP = sink.flowsUDP
-        s.flowsOther = sink.flowsOther
-        s.flowsWithoutDevice = sink.flowsWithoutDevice
-        s.devices = sink.devices.count
-        s.deviceTotals = sink.devices
+        s.add(sink)
         s.wallNanoseconds = wall
         s.framesNotReturned = framesLost
         return s
