@@ -23,6 +23,8 @@ public final class FramePool: @unchecked Sendable {
     private var freeJumbo: [UInt32]
     /// Whether `base` was allocated here (false: memory lent by the caller, e.g. a UMEM).
     private let ownsMemory: Bool
+    /// UMEM pools: frames adopted from the kernel and not yet released (in the pipeline, or parked).
+    public private(set) var framesOut = 0
 
     /// Creates a pool; sizes are rounded up to 64 bytes.
     public init(frameSize: Int = 2048, frameCount: Int, jumboSize: Int = 256 * 1024, jumboCount: Int = 8) {
@@ -60,10 +62,10 @@ public final class FramePool: @unchecked Sendable {
     deinit { if ownsMemory { base.deallocate() } }
 
     /// Makes the token for a frame the kernel wrote: `address` is its byte offset in the UMEM (slot and headroom).
-    @inlinable
     public func adopt(address: UInt64, length: UInt32, timestampNanoseconds: UInt64, linkType: LinkType) -> Frame {
         let slot = UInt32(truncatingIfNeeded: address / UInt64(frameSize))
         let offset = UInt16(truncatingIfNeeded: address % UInt64(frameSize))
+        framesOut &+= 1
         return Frame(slot: slot, offset: offset, length: length, originalLength: length,
                      timestampNanoseconds: timestampNanoseconds, linkType: linkType)
     }
@@ -119,6 +121,7 @@ public final class FramePool: @unchecked Sendable {
     /// Gives the frame's slot back (source thread only).
     public func release(_ frame: consuming Frame) {
         let slot = frame.retire()
+        if !ownsMemory { framesOut &-= 1 }
         if Int(slot) < frameCount { freeRegular.append(slot) } else { freeJumbo.append(slot) }
     }
 

@@ -25,6 +25,8 @@ final class DecodeWorker: @unchecked Sendable {
     let progress = Atomic<UInt64>(0)
 
     private var packet = DecodedPacket()
+    /// Set by `finish`: flow records wait for the sink even under the live drop policy.
+    private var finishing = false
 
     init(configuration c: PipelineConfiguration, pool: FramePool) {
         self.pool = pool
@@ -67,6 +69,8 @@ final class DecodeWorker: @unchecked Sendable {
     /// thread when the worker ran inline.
     func finish() {
         returns.publish()
+        // The sink drains until every worker has finished: the last flows wait for room instead of being dropped.
+        finishing = true
         flows.flush { e, reason in self.emit(e, reason) }
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.flows = flows.stats
@@ -154,7 +158,7 @@ final class DecodeWorker: @unchecked Sendable {
         var backoff = Backoff()
         while true {
             guard let back = output.enqueue(record) else { return }
-            if dropWhenFull {
+            if dropWhenFull && !finishing {
                 counters.flowRecordsDropped &+= 1
                 return
             }

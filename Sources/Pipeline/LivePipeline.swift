@@ -115,15 +115,11 @@ public final class LivePipeline: @unchecked Sendable {
         } catch {
             throw CaptureError(.system, "\(error)")
         }
-        let replaced = try XDPAttachment.clear(interface, force: live.force)
         var sockets: [XSKQueue] = []
         for q in queues {
             sockets.append(try XSKQueue(interface: interface, queue: q, configuration: live.socket,
                                         socketsMapFD: program.socketsMapFD))
         }
-        // Sockets first, then the program: no frame of interest finds its queue's slot empty.
-        attachment = try XDPAttachment(programFD: program.programFD, interface: interface, mode: live.xdpMode,
-                                       replaced: replaced)
         self.sockets = sockets
         pools = sockets.map {
             FramePool(umem: $0.umemArea, frameSize: $0.configuration.frameSize, frameCount: $0.configuration.frameCount)
@@ -145,6 +141,11 @@ public final class LivePipeline: @unchecked Sendable {
         }
         self.sources = sources
         sourcesFinished = sockets.map { _ in RunControl() }
+        // Sockets bound (a queue another AF_XDP program holds fails above, before --force removes anything) and
+        // fill rings full: only now is the program replaced if asked, and attached.
+        let replaced = try XDPAttachment.clear(interface, force: live.force)
+        attachment = try XDPAttachment(programFD: program.programFD, interface: interface, mode: live.xdpMode,
+                                       replaced: replaced)
         setup = LiveSetup(interface: interface.name, queues: queues, xdpMode: attachment.mode,
                           zeroCopy: sockets.allSatisfy(\.zeroCopy), bindFallbacks: sockets.compactMap(\.fallbackReason),
                           replaced: attachment.replaced?.description, bpfObject: program.path, threading: live.threading)
@@ -226,14 +227,8 @@ public final class LivePipeline: @unchecked Sendable {
         s.ringFullDrops = sources.reduce(0) { $0 + $1.dispatcher.ringFullDrops }
         s.add(sink)
         s.wallNanoseconds = monotonicNanoseconds() - startTime
-        // Every UMEM frame is free in the pool, in the kernel's fill ring, or (arrived after the stop, before the
-        // detach) in the rx ring once capture stopped.
-        s.framesNotReturned = zip(sockets, pools).reduce(0) { acc, sp in
-            let (sock, pool) = sp
-            let inFill = sock.configuration.fillRingSize - Int(sock.fillRingFree(UInt32(sock.configuration.fillRingSize)))
-            let inRx = Int(sock.receivedPending(limit: UInt32(sock.configuration.rxRingSize)))
-            return acc + (pool.frameCount - pool.freeCount - inFill - inRx)
-        }
+        // Frames taken from the rx rings and never given back to a pool (must be 0).
+        s.framesNotReturned = pools.reduce(0) { $0 + $1.framesOut }
         return (s, stats)
     }
 

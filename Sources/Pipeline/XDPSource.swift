@@ -51,41 +51,63 @@ final class XDPSource: @unchecked Sendable {
         self.packetLimit = packetLimit
         self.shared = shared
         for slot in (0..<UInt32(pool.frameCount)).reversed() { pool.returnSlot(slot) }
+        // The fill ring is full before the program is attached: no frame of interest finds it empty at the start.
+        // (The capture thread takes the ring over when it starts; thread creation orders these writes before.)
+        var shortages: UInt64 = 0
+        refill(&shortages)
     }
 
-    /// The capture thread's body; returns after `shared.stop` is set (or the packet limit is reached) and what
-    /// was already in the rx ring has been processed.
+    /// The capture thread's body; returns after `shared.stop` is set (or the packet limit is reached). On a stop,
+    /// the queue's XSKMAP entry is removed first (frames of interest then go to the kernel stack, counted
+    /// `no_socket`) and what is already in the rx ring is processed: nothing the program steered is left behind.
     func run() {
         var rxPackets: UInt64 = 0
         var rxBytes: UInt64 = 0
         var emptyPolls: UInt64 = 0
         var fillShortages: UInt64 = 0
-        var draining = 0
+        var batches: UInt64 = 0
+        var draining = false
+        var emptyWhileDraining = 0
+        var drainRounds = 0
         refill(&fillShortages)
         while true {
-            if draining == 0, shared.stop.load(ordering: .relaxed) { draining = 1 }
+            if !draining, shared.stop.load(ordering: .relaxed) {
+                draining = true
+                socket.unregister()
+            }
             var index: UInt32 = 0
-            let n = socket.peekReceived(maxCount: batchSize, index: &index)
+            var n = socket.peekReceived(maxCount: batchSize, index: &index)
+            if let packetLimit, n > 0 {
+                // --count: take no more than the limit (all queues together; a race may pass it by a batch).
+                let taken = shared.received.load(ordering: .relaxed)
+                n = taken >= packetLimit ? 0 : UInt32(min(UInt64(n), packetLimit - taken))
+                if n == 0 { shared.stop.store(true, ordering: .relaxed); break }
+            }
             if n == 0 {
                 dispatcher.reclaim()
                 refill(&fillShortages)
-                if draining > 0 { break }  // the rx ring is empty after the stop: done
+                if draining {
+                    // Redirects already in flight when the entry was removed may still land: the ring must stay
+                    // empty across a short wait before the queue is done. Bounded in rounds.
+                    emptyWhileDraining += 1
+                    drainRounds += 1
+                    if emptyWhileDraining >= 2 || drainRounds > 100 { break }
+                    _ = socket.waitForFrames(milliseconds: 5)
+                    continue
+                }
                 emptyPolls &+= 1
                 counters.emptyPolls.store(emptyPolls, ordering: .relaxed)
-                if emptyPolls & 63 == 0 {
-                    dispatcher.releaseExpiredParked(now: realtimeNanoseconds())
-                    dispatcher.flush()
-                }
+                counters.fillShortages.store(fillShortages, ordering: .relaxed)
+                if emptyPolls & 63 == 0 { releaseExpiredFragments() }
                 if busyPoll {
                     socket.wake()
                 } else {
                     // Frames out in the pipeline must come back soon to refill: wake often while any are out.
-                    let inFill = Int(fillRingSize - socket.fillRingFree(fillRingSize))
-                    let outstanding = !dispatcher.inline && pool.freeCount + inFill < pool.frameCount
-                    _ = socket.waitForFrames(milliseconds: outstanding ? 1 : 50)
+                    _ = socket.waitForFrames(milliseconds: !dispatcher.inline && pool.framesOut > 0 ? 1 : 50)
                 }
                 continue
             }
+            emptyWhileDraining = 0
             let ts = realtimeNanoseconds()
             for i in 0..<n {
                 let (address, length) = socket.descriptor(at: index &+ i)
@@ -100,26 +122,35 @@ final class XDPSource: @unchecked Sendable {
             rxPackets &+= UInt64(n)
             dispatcher.flush()
             refill(&fillShortages)
+            batches &+= 1
+            if batches & 1023 == 0 { releaseExpiredFragments() }
             counters.rxPackets.store(rxPackets, ordering: .relaxed)
             counters.rxBytes.store(rxBytes, ordering: .relaxed)
             counters.ringFullDrops.store(dispatcher.ringFullDrops, ordering: .relaxed)
+            counters.fillShortages.store(fillShortages, ordering: .relaxed)
             if dumper != nil { counters.framesWritten.store(rxPackets, ordering: .relaxed) }
             if let packetLimit {
                 let total = shared.received.add(UInt64(n), ordering: .relaxed).newValue
-                if total >= packetLimit { shared.stop.store(true, ordering: .relaxed) }
+                if total >= packetLimit { shared.stop.store(true, ordering: .relaxed); break }
             }
-            if draining > 0 {
-                draining += 1
-                // Bounded: the rx ring holds at most its size; a sender that never stops cannot keep us here.
-                if draining > socket.configuration.rxRingSize / Int(max(batchSize, 1)) + 2 { break }
+            if draining {
+                drainRounds += 1
+                // Bounded: with the entry removed nothing new arrives, but never loop forever.
+                if drainRounds > socket.configuration.rxRingSize / Int(max(batchSize, 1)) + 100 { break }
             }
         }
+        socket.unregister()
         // Fragments still parked for their datagram go to their worker, which counts them as it would in a file.
         dispatcher.releaseAllParked()
         dispatcher.flush()
         counters.fillShortages.store(fillShortages, ordering: .relaxed)
         counters.ringFullDrops.store(dispatcher.ringFullDrops, ordering: .relaxed)
         dumper?.close()
+    }
+
+    private func releaseExpiredFragments() {
+        dispatcher.releaseExpiredParked(now: realtimeNanoseconds())
+        dispatcher.flush()
     }
 
     /// Moves free frames into the fill ring, as many as both have.

@@ -30,7 +30,8 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
     /// What statetap needs when the kernel says EPERM.
     static let privilegesHint =
         "statetap capture needs root, or the capabilities CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW "
-        + "(for example: sudo setcap cap_bpf,cap_net_admin,cap_net_raw+ep $(command -v statetap))"
+        + "(for example: sudo setcap cap_bpf,cap_net_admin,cap_net_raw,cap_ipc_lock+ep $(command -v statetap); "
+        + "CAP_IPC_LOCK where the UMEM counts against RLIMIT_MEMLOCK, CAP_SYS_ADMIN for --force on a bpf_link)"
 
     /// A failed system or libbpf call: permission errors get the privileges hint.
     public static func system(_ what: String, errno code: Int32) -> CaptureError {

@@ -148,6 +148,11 @@ public final class XDPAttachment: @unchecked Sendable {
         } else {
             let flags: UInt32 = p.mode == "skb" ? UInt32(XDP_FLAGS_SKB_MODE) : p.mode == "native" ? UInt32(XDP_FLAGS_DRV_MODE) : 0
             let rc = bpf_xdp_detach(Int32(ifindex), flags, nil)
+            if rc == -EBUSY {
+                throw CaptureError(.programAttached,
+                                   "--force: program \(p.id) is held by a bpf_link (another live process); finding "
+                                   + "and detaching a bpf_link needs CAP_SYS_ADMIN (root). Stop that process instead")
+            }
             guard rc == 0 else { throw CaptureError.system("remove the XDP program \(p.id) (--force)", errno: rc) }
         }
     }

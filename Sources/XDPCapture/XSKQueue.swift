@@ -47,6 +47,9 @@ public struct SocketConfiguration: Sendable {
             throw bad("--frames (UMEM frames per queue, \(frameCount)) must be at least the fill ring (\(fillRingSize)) + 64, and at most 4194304")
         }
         if let us = busyPollMicroseconds, us < 1 || us > 1_000_000 { throw bad("--busy-poll takes 1...1000000 microseconds") }
+        if hugePages, (frameSize * frameCount) % (2 << 20) != 0 {
+            throw bad("--huge-pages needs a UMEM that is a multiple of 2 MiB: --frames x --frame-size = \(frameSize * frameCount) bytes")
+        }
     }
 }
 
@@ -81,6 +84,9 @@ public final class XSKQueue: @unchecked Sendable {
     public private(set) var zeroCopy = false
     /// Set when `--bind auto` wanted zero-copy and got copy: the reason.
     public private(set) var fallbackReason: String?
+    /// The steering program's XSKMAP, where this socket is registered under its queue id.
+    private let socketsMapFD: Int32
+    private var registered = false
 
     /// Opens the socket on `queue` of `interface` and registers it in the steering program's XSKMAP.
     public init(interface: NetworkInterface, queue: UInt32, configuration c: SocketConfiguration,
@@ -89,6 +95,7 @@ public final class XSKQueue: @unchecked Sendable {
         try c.validate()
         queueID = queue
         configuration = c
+        self.socketsMapFD = socketsMapFD
         umemBytes = c.frameSize * c.frameCount
         var flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE
         if c.hugePages { flags |= MAP_HUGETLB }
@@ -111,14 +118,12 @@ public final class XSKQueue: @unchecked Sendable {
         var fallback: String?
         while true {
             do throws(CaptureError) {
-                try open(interface: interface, zeroCopy: wantZeroCopy && c.bind != .copy, forced: c.bind != .auto)
+                try open(interface: interface, zeroCopy: wantZeroCopy && c.bind != .copy)
                 break
             } catch {
                 // auto: zero-copy refused by the driver -> copy mode, and say why.
-                guard c.bind == .auto, wantZeroCopy, error.kind == .zeroCopyUnsupported else {
-                    close()
-                    throw error
-                }
+                // (A throw from here on runs deinit, which closes and unmaps.)
+                guard c.bind == .auto, wantZeroCopy, error.kind == .zeroCopyUnsupported else { throw error }
                 fallback = error.message
                 wantZeroCopy = false
             }
@@ -136,7 +141,6 @@ public final class XSKQueue: @unchecked Sendable {
                 var v = Int32(value)
                 guard setsockopt(fd, SOL_SOCKET, opt, &v, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
                     let e = errno
-                    close()
                     throw CaptureError.system("set busy-poll socket option \(opt) on queue \(queue)", errno: e)
                 }
             }
@@ -145,20 +149,29 @@ public final class XSKQueue: @unchecked Sendable {
         var value = UInt32(bitPattern: fd)
         let rc = bpf_map_update_elem(socketsMapFD, &key, &value, 0)
         guard rc == 0 else {
-            close()
             throw CaptureError.system("register the socket of queue \(queue) in the XDP program's XSKMAP", errno: rc)
         }
+        registered = true
     }
 
-    private func open(interface: NetworkInterface, zeroCopy: Bool, forced: Bool) throws(CaptureError) {
+    /// Removes the socket from the XSKMAP: from now on the program passes this queue's frames of interest to the
+    /// kernel (counted `no_socket`) instead of into a ring nobody will read. Idempotent; capture thread or owner.
+    public func unregister() {
+        guard registered else { return }
+        registered = false
+        var key = queueID
+        _ = bpf_map_delete_elem(socketsMapFD, &key)
+    }
+
+    private func open(interface: NetworkInterface, zeroCopy: Bool) throws(CaptureError) {
         close(keepMemory: true)
         var uc = xsk_umem_config(fill_size: UInt32(configuration.fillRingSize), comp_size: 64,
                                  frame_size: UInt32(configuration.frameSize), frame_headroom: 0, flags: 0)
         var u: OpaquePointer?
         var rc = xsk_umem__create(&u, umemArea, UInt64(umemBytes), fill, completion, &uc)
         guard rc == 0 else {
-            let hint = -rc == ENOMEM || -rc == EPERM
-                ? " (the UMEM is locked memory: try a smaller --frames, or raise RLIMIT_MEMLOCK)" : ""
+            let hint = -rc == ENOMEM || -rc == EPERM || -rc == ENOBUFS
+                ? " (the UMEM is locked memory: try a smaller --frames, or raise RLIMIT_MEMLOCK / grant CAP_IPC_LOCK)" : ""
             throw CaptureError.system("register the UMEM of queue \(queueID)\(hint)", errno: rc)
         }
         umem = u
@@ -171,7 +184,7 @@ public final class XSKQueue: @unchecked Sendable {
         rc = xsk_socket__create(&s, interface.name, queueID, umem, rx, nil, &sc)
         guard rc == 0 else {
             let code = -rc
-            if zeroCopy && (code == EOPNOTSUPP || code == EPROTONOSUPPORT || code == EINVAL) {
+            if zeroCopy && (code == EOPNOTSUPP || code == EPROTONOSUPPORT) {
                 throw CaptureError(.zeroCopyUnsupported,
                                    "zero-copy AF_XDP is not supported on \(interface.name) queue \(queueID) "
                                    + "(\(String(cString: strerror(code)))): its driver has no zero-copy support "
@@ -182,8 +195,8 @@ public final class XSKQueue: @unchecked Sendable {
                                    "queue \(queueID) of \(interface.name) already has an AF_XDP socket: another "
                                    + "statetap or AF_XDP program is capturing on it; stop it first")
             }
-            throw CaptureError.system("create the AF_XDP socket on \(interface.name) queue \(queueID)"
-                                      + (forced ? "" : " (copy mode)"), errno: rc)
+            throw CaptureError.system("create the AF_XDP socket on \(interface.name) queue \(queueID) "
+                                      + (zeroCopy ? "(zero-copy mode)" : "(copy mode)"), errno: rc)
         }
         socket = s
     }

@@ -210,6 +210,7 @@ struct CaptureService: Service {
         await withGracefulShutdownHandler {
             while !capture.capturesFinished {
                 try? await Task.sleep(for: .milliseconds(50))
+                if Task.isCancelled { capture.stop() }
                 let now = ContinuousClock.now
                 if let deadline, now >= deadline, !capture.stopRequested {
                     log.info("--duration reached")

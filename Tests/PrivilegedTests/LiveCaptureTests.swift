@@ -48,6 +48,28 @@ private func tempPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("statetap-\(getpid())-\(UUID().uuidString)-\(name)").path
 }
 
+/// Sends the frames of a pcap out of `interface` in namespace `ns` through an AF_PACKET socket (the kernel's
+/// normal transmit path, one system call per frame: fine for many distinct frames, where the live-frames generator
+/// pays a setup per distinct frame).
+private func rawSend(ns: String, interface: String, pcap: String) throws -> CommandResult {
+    let script = """
+        import socket, struct, sys
+        d = open(sys.argv[2], 'rb').read(); o = 24; n = 0
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
+        while o < len(d):
+            l = struct.unpack('<I', d[o + 8:o + 12])[0]; s.send(d[o + 16:o + 16 + l]); o += 16 + l; n += 1
+        print(n)
+        """
+    return try sh(["ip", "netns", "exec", ns, "python3", "-c", script, interface, pcap], timeout: 120)
+}
+
+/// `count` TCP SYNs of `count` distinct flows (client ports from 10000), HTTP port 80.
+private func synFlood(_ count: Int) -> [[UInt8]] {
+    (0..<count).map { i in
+        PacketBuilder.build([.ethernet(), .ipv4(src: a4, dst: b4), .tcp(src: UInt16(10000 + i), dst: 80, flags: TCPFlags.syn)])
+    }
+}
+
 @Suite("Live AF_XDP capture on a veth pair in network namespaces", .serialized,
        .enabled(if: isRoot, "needs root: network namespaces, XDP and AF_XDP"))
 struct LiveCaptureTests {
@@ -113,6 +135,48 @@ struct LiveCaptureTests {
         #expect((summary["flows"] as? [String: Any])?["total"] as? Int == (replay["flows"] as? [String: Any])?["total"] as? Int)
 
         #expect(try !lab.xdpAttached(), "stopping must leave no XDP program on the interface")
+    }
+
+    @Test("every flow open at the stop reaches the summary (none dropped while finishing)")
+    func flowsAtStop() throws {
+        let lab = try VethLab()
+        defer { lab.remove() }
+        let flows = 20_000  // more than the 8192-record ring between a worker and the sink
+        let path = tempPath("syns.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writePcap(synFlood(flows), to: path)
+        let capture = try lab.statetap(in: lab.nsB, ["capture", "-i", lab.ifB, "--xdp-mode", "native",
+                                                     "--stats-interval", "0", "--json"])
+        #expect(lab.waitUntilCapturing(capture), "\(capture.stderrSoFar)")
+        let sent = try rawSend(ns: lab.nsA, interface: lab.ifA, pcap: path)
+        #expect(sent.status == 0 && sent.stdout.contains("\(flows)"), "\(sent.stderr)")
+        usleep(500_000)
+        capture.signal(SIGINT)
+        let result = capture.wait(timeout: 60)
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try json(result.stdout)
+        let queue = try #require(((summary["live"] as? [String: Any])?["queues"] as? [String: Any])?["0"] as? [String: Any])
+        let lost = (queue["kernel_rx_ring_full"] as? Int ?? 0) + (queue["kernel_rx_dropped"] as? Int ?? 0)
+        #expect(summary["packets"] as? Int == flows - lost)
+        #expect((summary["flows"] as? [String: Any])?["total"] as? Int == flows - lost)
+        #expect((summary["pipeline"] as? [String: Any])?["flow_records_dropped"] as? Int == 0)
+    }
+
+    @Test("--count N stops by itself after exactly N frames")
+    func countLimit() throws {
+        let lab = try VethLab()
+        defer { lab.remove() }
+        let path = tempPath("syns.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writePcap(synFlood(3000), to: path)
+        let capture = try lab.statetap(in: lab.nsB, ["capture", "-i", lab.ifB, "--xdp-mode", "native", "--count", "1000",
+                                                     "--stats-interval", "0", "--json"])
+        #expect(lab.waitUntilCapturing(capture), "\(capture.stderrSoFar)")
+        _ = try rawSend(ns: lab.nsA, interface: lab.ifA, pcap: path)
+        let result = capture.wait(timeout: 60)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try json(result.stdout)["packets"] as? Int == 1000)
+        #expect(try !lab.xdpAttached())
     }
 
     @Test("two rx queues: one socket each, each queue's frames counted on it")
