@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // System libraries, found with pkg-config.
@@ -52,6 +53,11 @@ let package = Package(
         .target(name: "Capture", dependencies: ["CPcap", "Decode"], swiftSettings: hotSwiftSettings),
         // Flow table, client/server orientation, device attribution, IP fragment reassembly.
         .target(name: "Flows", dependencies: ["Decode"], swiftSettings: hotSwiftSettings),
+        // Application state extraction: TLS and QUIC ClientHello (QUIC Initial decryption with swift-crypto).
+        .target(name: "Extract", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ]),
         // Wiring: source thread -> rings -> decode workers -> sink; statistics.
         .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
@@ -75,6 +81,7 @@ let package = Package(
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
