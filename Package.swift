@@ -59,7 +59,7 @@ let package = Package(
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
         // Wiring: source thread -> rings -> decode workers -> sink; statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "CStatetapShims"],
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract", "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
@@ -81,8 +81,10 @@ let package = Package(
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
-        .testTarget(name: "ExtractTests", dependencies: ["Extract"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft"]),
+        // RFC test vectors and other data several test targets share.
+        .target(name: "StatetapTestSupport", dependencies: ["Extract"], path: "Tests/Support"),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms", "CStatetapShims"]),

@@ -13,6 +13,9 @@ final class DecodeWorker: @unchecked Sendable {
     let input: SPSCRing<Frame>
     let returns: SPSCRing<Frame>
     let output: SPSCRing<FlowRecord>
+    /// Application-state events to the sink (full: dropped and counted, never waited for).
+    let events: SPSCRing<StateEvent>
+    let quic = QUICTracker()
     let pool: FramePool
     let batchSize: Int
     let dropWhenFull: Bool
@@ -38,6 +41,7 @@ final class DecodeWorker: @unchecked Sendable {
         while returnCapacity < pool.frameCount + pool.jumboCount { returnCapacity <<= 1 }
         returns = SPSCRing(capacity: returnCapacity)
         output = SPSCRing(capacity: 8192)
+        events = SPSCRing(capacity: 4096)
         flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
                           subscribers: c.subscribers)
         reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,
@@ -74,6 +78,7 @@ final class DecodeWorker: @unchecked Sendable {
         flows.flush { e, reason in self.emit(e, reason) }
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.flows = flows.stats
+        counters.quic = quic.counters
         counters.reassembly = reassembler.stats
         progress.store(counters.packets, ordering: .relaxed)
         // Pairs with the sink's acquiring load: every record this worker produced is published.
@@ -117,7 +122,11 @@ final class DecodeWorker: @unchecked Sendable {
         countLayers()
         switch outcome {
         case .complete:
-            flows.track(packet, length: Int(frameLength), now: ts) { e, reason in self.emit(e, reason) }
+            let slot = flows.track(packet, length: Int(frameLength), now: ts) { e, reason in self.emit(e, reason) }
+            if packet.ipProtocol == IPProtocol.udp, packet.payloadLength > 0 {
+                let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
+                if QUICTracker.mightBeInitial(payload) { extractQUIC(payload, slot: slot, ts: ts) }
+            }
         case .notIP:
             counters.notIP &+= 1
         case .malformed(let reason):
@@ -126,6 +135,19 @@ final class DecodeWorker: @unchecked Sendable {
             counters.errors[Int(DecodeError.tooManyEncapsulations.rawValue)] &+= 1
         }
         returnFrame(frame)
+    }
+
+    /// Cold: a possible QUIC client Initial.
+    @inline(never)
+    private func extractQUIC(_ payload: UnsafeRawBufferPointer, slot: Int32, ts: UInt64) {
+        let entry = slot >= 0 ? flows.entry(slot) : nil
+        let device = entry.map { $0.hasDevice ? $0.device : packet.source } ?? packet.source
+        guard let event = quic.handle(payload, packet: packet, device: device, ts: ts) else { return }
+        publishEvent(event)
+    }
+
+    private func publishEvent(_ event: StateEvent) {
+        if events.enqueue(event) != nil { counters.eventsDropped &+= 1 } else { counters.events &+= 1 }
     }
 
     @inline(__always)

@@ -14,6 +14,11 @@ public struct DeviceTotals: Sendable {
 final class FlowSink: @unchecked Sendable {
     // @unchecked Sendable: stored vars are touched only by the sink thread until it is joined.
     let inputs: [SPSCRing<FlowRecord>]
+    let eventInputs: [SPSCRing<StateEvent>]
+    /// Called on the sink thread for every event (e.g. the JSONL writer).
+    let eventObserver: (@Sendable (StateEvent) -> Void)?
+    var serverNameEvents: UInt64 = 0
+    var webLinkEvents: UInt64 = 0
     var flows: UInt64 = 0
     var flowsTCP: UInt64 = 0
     var flowsUDP: UInt64 = 0
@@ -23,9 +28,13 @@ final class FlowSink: @unchecked Sendable {
     /// Optional observer of every record (tests, and `--flows` output); called on the sink thread.
     let observer: (@Sendable (FlowRecord) -> Void)?
 
-    init(inputs: [SPSCRing<FlowRecord>], observer: (@Sendable (FlowRecord) -> Void)?) {
+    init(inputs: [SPSCRing<FlowRecord>], events: [SPSCRing<StateEvent>] = [],
+         observer: (@Sendable (FlowRecord) -> Void)?, eventObserver: (@Sendable (StateEvent) -> Void)? = nil)
+    {
         self.inputs = inputs
+        self.eventInputs = events
         self.observer = observer
+        self.eventObserver = eventObserver
         devices.reserveCapacity(4096)
     }
 
@@ -37,15 +46,27 @@ final class FlowSink: @unchecked Sendable {
             for ring in inputs {
                 got += ring.dequeueBatch(maxCount: 256) { record in self.absorb(record) }
             }
+            for ring in eventInputs {
+                got += ring.dequeueBatch(maxCount: 256) { event in self.absorb(event) }
+            }
             if got > 0 { backoff.reset(); continue }
             // Workers publish their last record before setting `finished` (releasing); after seeing all finished
             // (acquiring), one more pass drains what is left.
             if workersFinished() {
                 for ring in inputs { _ = ring.dequeueBatch(maxCount: ring.capacity) { record in self.absorb(record) } }
+                for ring in eventInputs { _ = ring.dequeueBatch(maxCount: ring.capacity) { event in self.absorb(event) } }
                 return
             }
             backoff.wait()
         }
+    }
+
+    private func absorb(_ e: StateEvent) {
+        switch e.kind {
+        case .serverName: serverNameEvents &+= 1
+        case .webLink: webLinkEvents &+= 1
+        }
+        eventObserver?(e)
     }
 
     private func absorb(_ r: FlowRecord) {

@@ -91,7 +91,8 @@ public final class LivePipeline: @unchecked Sendable {
     private var startTime: UInt64 = 0
 
     public init(configuration c: PipelineConfiguration, live: LiveConfiguration,
-                onFlow: (@Sendable (FlowRecord) -> Void)? = nil) throws(CaptureError)
+                onFlow: (@Sendable (FlowRecord) -> Void)? = nil,
+                onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws(CaptureError)
     {
         do { try c.validate() } catch { throw CaptureError(.invalidConfiguration, error.message) }
         try live.socket.validate()
@@ -126,7 +127,8 @@ public final class LivePipeline: @unchecked Sendable {
         }
         let workerCount = live.threading == .inline ? 1 : c.workers
         workers = pools.map { pool in (0..<workerCount).map { _ in DecodeWorker(configuration: c, pool: pool) } }
-        sink = FlowSink(inputs: workers.flatMap { $0.map(\.output) }, observer: onFlow)
+        sink = FlowSink(inputs: workers.flatMap { $0.map(\.output) }, events: workers.flatMap { $0.map(\.events) },
+                        observer: onFlow, eventObserver: onEvent)
         var sources: [XDPSource] = []
         for (i, s) in sockets.enumerated() {
             var dumper: CaptureFileDumper?

@@ -48,6 +48,10 @@ public struct WorkerCounters: Sendable {
     public var flows = FlowTableStats()
     public var reassembly = ReassemblyStats()
     public var reassemblyIncompleteAtEnd: UInt64 = 0
+    /// Events published to the sink, and dropped because its ring was full.
+    public var events: UInt64 = 0
+    public var eventsDropped: UInt64 = 0
+    public var quic = QUICCounters()
     public var firstTimestamp: UInt64 = .max
     public var lastTimestamp: UInt64 = 0
 
@@ -70,6 +74,8 @@ public struct WorkerCounters: Sendable {
         reassembly.overlapConflicts += o.reassembly.overlapConflicts
         reassembly.peakBytesHeld = max(reassembly.peakBytesHeld, o.reassembly.peakBytesHeld)
         reassemblyIncompleteAtEnd += o.reassemblyIncompleteAtEnd
+        events += o.events; eventsDropped += o.eventsDropped
+        quic.merge(o.quic)
         firstTimestamp = min(firstTimestamp, o.firstTimestamp)
         lastTimestamp = max(lastTimestamp, o.lastTimestamp)
     }

@@ -31,6 +31,9 @@ public struct PipelineSummary: Sendable {
     public var framesNotReturned = 0
     /// Per-file read errors (the run goes on with the next file).
     public var readErrors: [String] = []
+    /// Events the sink received, per kind.
+    public var serverNameEvents: UInt64 = 0
+    public var webLinkEvents: UInt64 = 0
 
     /// Capture time spanned by the packets, in seconds.
     public var captureDurationSeconds: Double {
@@ -53,6 +56,8 @@ extension PipelineSummary {
         flowsWithoutDevice = sink.flowsWithoutDevice
         devices = sink.devices.count
         deviceTotals = sink.devices
+        serverNameEvents = sink.serverNameEvents
+        webLinkEvents = sink.webLinkEvents
     }
 }
 
@@ -76,13 +81,15 @@ public final class ReplayPipeline {
     /// Throws before starting when a file cannot be opened.
     public func run(files: [String], progressIntervalNanoseconds: UInt64 = 0,
                     progress: (PipelineProgress) -> Void = { _ in },
-                    onFlow: (@Sendable (FlowRecord) -> Void)? = nil) throws -> PipelineSummary
+                    onFlow: (@Sendable (FlowRecord) -> Void)? = nil,
+                    onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws -> PipelineSummary
     {
         let readers = try files.map { try CaptureFileReader(path: $0) }
         let c = configuration
         let pool = FramePool(frameSize: c.frameSize, frameCount: c.frameCount)
         let workers = (0..<c.workers).map { _ in DecodeWorker(configuration: c, pool: pool) }
-        let sink = FlowSink(inputs: workers.map(\.output), observer: onFlow)
+        let sink = FlowSink(inputs: workers.map(\.output), events: workers.map(\.events), observer: onFlow,
+                            eventObserver: onEvent)
         let source = FileSource(readers: readers, pool: pool, workers: workers, configuration: c)
         let control = RunControl()
 

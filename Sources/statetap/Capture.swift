@@ -101,6 +101,7 @@ struct CaptureCommand: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup var eventOptions: EventOptions
     @OptionGroup var global: GlobalOptions
 
     enum SteerSelection: String, ExpressibleByArgument, CaseIterable {
@@ -167,9 +168,11 @@ struct CaptureCommand: AsyncParsableCommand {
         XDPPrograms.setLibbpfMessages(enabled: global.logLevel <= .debug)
         let configuration = try pipeline.makeConfiguration()
         let live = try makeLive()
+        let writer = try eventOptions.makeWriter()
         let capture: LivePipeline
         do {
-            capture = try LivePipeline(configuration: configuration, live: live)
+            capture = try LivePipeline(configuration: configuration, live: live,
+                                       onEvent: writer.map { w in { @Sendable e in w.write(e) } })
         } catch {
             log.error("\(error.message)")
             throw ExitCode(error.kind == .invalidConfiguration ? 64 : 1)
@@ -185,11 +188,14 @@ struct CaptureCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
         let (summary, stats) = capture.finish()
+        writer?.close()
         log.info("stopped; the XDP program is detached from \(s.interface)")
-        if json {
-            print(SummaryFormatter.json(summary, live: LiveReport(setup: s, statistics: stats)))
+        let report = LiveReport(setup: s, statistics: stats)
+        let text = json ? SummaryFormatter.json(summary, live: report) : SummaryFormatter.text(summary, live: report)
+        if eventOptions.eventsOnStdout {
+            FileHandle.standardError.write(Data((text + "\n").utf8))
         } else {
-            print(SummaryFormatter.text(summary, live: LiveReport(setup: s, statistics: stats)))
+            print(text)
         }
     }
 }

@@ -22,6 +22,7 @@ struct Replay: ParsableCommand {
     var progressInterval: Double = 2
 
     @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup var eventOptions: EventOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -34,16 +35,23 @@ struct Replay: ParsableCommand {
     func run() throws {
         let log = global.bootstrap()
         let configuration = try pipeline.makeConfiguration()
+        let writer = try eventOptions.makeWriter()
         let summary = try runReplay(files: files, configuration: configuration, progressInterval: progressInterval,
-                                    log: log)
-        print(json ? SummaryFormatter.json(summary) : SummaryFormatter.text(summary))
+                                    log: log, onEvent: writer.map { w in { @Sendable e in w.write(e) } })
+        writer?.close()
+        let text = json ? SummaryFormatter.json(summary) : SummaryFormatter.text(summary)
+        if eventOptions.eventsOnStdout {
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        } else {
+            print(text)
+        }
         if !summary.readErrors.isEmpty { throw ExitCode(2) }
     }
 }
 
 /// Runs the pipeline with progress on standard error; shared by `replay` and `demo`.
 func runReplay(files: [String], configuration: PipelineConfiguration, progressInterval: Double,
-               log: Logger) throws -> PipelineSummary
+               log: Logger, onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws -> PipelineSummary
 {
     let pipeline = try ReplayPipeline(configuration: configuration)
     log.info("replaying \(files.count) file(s) with \(configuration.workers) worker(s)")
@@ -52,7 +60,7 @@ func runReplay(files: [String], configuration: PipelineConfiguration, progressIn
         progress: { p in
             let rate = p.elapsedNanoseconds > 0 ? Double(p.packetsDecoded) * 1e9 / Double(p.elapsedNanoseconds) : 0
             log.info("progress: \(p.packetsRead) read, \(p.packetsDecoded) decoded, \(Int(rate)) packets/s")
-        })
+        }, onEvent: onEvent)
     for e in summary.readErrors { log.error("read error: \(e)") }
     return summary
 }

@@ -51,6 +51,14 @@ enum SummaryFormatter {
                 ("sink_full_waits", c.sinkFullWaits), ("flow_records_dropped", c.flowRecordsDropped),
                 ("frames_not_returned", s.framesNotReturned),
             ] as [(String, Any)]),
+            ("events", [
+                ("server_name", s.serverNameEvents), ("web_link", s.webLinkEvents), ("dropped", c.eventsDropped),
+            ] as [(String, Any)]),
+            ("quic", [
+                ("initials_decrypted", c.quic.initials), ("client_hellos", c.quic.clientHellos),
+                ("client_hellos_malformed", c.quic.clientHelloMalformed), ("not_decrypted", c.quic.notDecrypted),
+                ("unsupported_version", c.quic.unsupportedVersion), ("table_cleared", c.quic.tableCleared),
+            ] as [(String, Any)]),
             ("malformed_packets", malformed),
             ("errors", errors),
             ("notices", notices),

@@ -101,6 +101,8 @@ struct CLITests {
         (["generate", "/tmp/x.pcap", "--packets", "0"], "--packets must be at least 1"),
         (["generate", "/tmp/x.pcap", "--format", "cap"], "format"),
         (["capture"], "Missing expected argument '--interface"),
+        (["replay", "/dev/null", "--events-out", "/tmp/x.jsonl"], "--events-out needs --events jsonl"),
+        (["replay", "/dev/null", "--events", "xml"], "events"),
         (["capture", "-i", "lo", "--frame-size", "1000"], "--frame-size must be 2048 or 4096"),
         (["capture", "-i", "lo", "--rx-ring", "1000"], "--rx-ring must be a power of two"),
         (["capture", "-i", "lo", "--frames", "4096"], "must be at least the fill ring"),

@@ -1,4 +1,5 @@
 import Extract
+import StatetapTestSupport
 import Testing
 
 private func bytes(_ s: String) -> [UInt8] { hex(s.filter { !$0.isWhitespace }) }

@@ -1,25 +1,26 @@
 // RFC 9001 Appendix A (QUIC v1) and RFC 9369 Appendix A (QUIC v2) client Initial test vectors: key derivation,
 // header protection, AEAD, the CRYPTO frame and the ClientHello inside (SNI example.com, ALPN "alpn").
 import Extract
-import Testing
 
-struct InitialVector: Sendable, CustomTestStringConvertible {
-    let name: String
-    let version: UInt32
-    let initialSecretHex: String
-    let clientSecretHex: String
-    let keyHex: String
-    let ivHex: String
-    let hpHex: String
-    let payloadHex: String
-    let paddingZeros: Int
-    let protectedHex: String
-    var testDescription: String { name }
+public struct InitialVector: Sendable, CustomStringConvertible {
+    public let name: String
+    public let version: UInt32
+    public let initialSecretHex: String
+    public let clientSecretHex: String
+    public let keyHex: String
+    public let ivHex: String
+    public let hpHex: String
+    public let payloadHex: String
+    public let paddingZeros: Int
+    public let protectedHex: String
+    public var description: String { name }
+    /// The protected 1200-byte packet.
+    public var protectedPacket: [UInt8] { hex(protectedHex.filter { !$0.isWhitespace }) }
 }
 
-let dcid = hex("8394c8f03e515708")
+public let dcid = hex("8394c8f03e515708")
 
-let initialVectors: [InitialVector] = [
+public let initialVectors: [InitialVector] = [
     InitialVector(
         name: "v1 (RFC 9001 A.2)", version: 0x00000001,
         initialSecretHex: "7db5df06e7a69e432496adedb00851923595221596ae2ae9fb8115c1e9ed0a44",

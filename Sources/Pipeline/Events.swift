@@ -1,0 +1,97 @@
+import Decode
+import Extract
+
+/// An application-state event, sent from a worker to the sink on an SPSC ring. Self-contained: it copies the few
+/// bytes it keeps (../shared/EVENTS.md is the output format).
+public struct StateEvent: Sendable {
+    public enum Kind: String, Sendable { case webLink = "web_link", serverName = "server_name" }
+    public var kind: Kind
+    /// Capture time of the packet that completed the event, nanoseconds since the epoch.
+    public var timestampNanoseconds: UInt64
+    public var device: IPAddress
+    public var client: IPAddress
+    public var clientPort: UInt16
+    public var server: IPAddress
+    public var serverPort: UInt16
+    /// VLAN ids, outermost first.
+    public var vlans: [UInt16]
+    public var teid: UInt32?
+    // server_name
+    public var transport: String = ""
+    public var serverName: String?
+    public var alpn: [String] = []
+    public var tlsVersions: [UInt16] = []
+    public var quicVersion: UInt32?
+    public var dcid: [UInt8] = []
+    public var encryptedClientHello = false
+
+    /// One JSON object on one line (EVENTS.md): fields not known are omitted.
+    public func jsonLine() -> String {
+        var out = "{\"kind\":\"\(kind.rawValue)\""
+        let seconds = timestampNanoseconds / 1_000_000_000, fraction = timestampNanoseconds % 1_000_000_000
+        var frac = String(fraction)
+        frac = String(repeating: "0", count: 9 - frac.count) + frac
+        out += ",\"ts\":\(seconds).\(frac)"
+        out += ",\"device\":\(quote(device.description))"
+        out += ",\"client\":\(quote(endpoint(client, clientPort))),\"server\":\(quote(endpoint(server, serverPort)))"
+        if !vlans.isEmpty { out += ",\"vlan\":[" + vlans.map(String.init).joined(separator: ",") + "]" }
+        if let teid { out += ",\"teid\":\(teid)" }
+        if kind == .serverName {
+            out += ",\"transport\":\(quote(transport))"
+            if let serverName { out += ",\"sni\":\(quote(serverName))" }
+            out += ",\"alpn\":[" + alpn.map(quote).joined(separator: ",") + "]"
+            if !tlsVersions.isEmpty {
+                out += ",\"tls_versions\":[" + tlsVersions.map { quote(tlsVersionName($0)) }.joined(separator: ",") + "]"
+            }
+            if let quicVersion { out += ",\"quic_version\":\"0x\(hex8(quicVersion))\"" }
+            if !dcid.isEmpty { out += ",\"dcid\":\"" + dcid.map { hex2($0) }.joined() + "\"" }
+            if encryptedClientHello { out += ",\"ech\":true" }
+        }
+        return out + "}"
+    }
+}
+
+private func endpoint(_ a: IPAddress, _ port: UInt16) -> String {
+    a.isIPv6 ? "[\(a.description)]:\(port)" : "\(a.description):\(port)"
+}
+
+private func hex2(_ b: UInt8) -> String {
+    let d = Array("0123456789abcdef")
+    return String([d[Int(b >> 4)], d[Int(b & 15)]])
+}
+
+private func hex8(_ v: UInt32) -> String {
+    (0..<4).map { hex2(UInt8(truncatingIfNeeded: v >> (24 - 8 * $0))) }.joined()
+}
+
+private func tlsVersionName(_ v: UInt16) -> String {
+    switch v {
+    case 0x0304: "TLS 1.3"
+    case 0x0303: "TLS 1.2"
+    case 0x0302: "TLS 1.1"
+    case 0x0301: "TLS 1.0"
+    case 0x0300: "SSL 3.0"
+    default: v >> 8 == 0x7f ? "TLS 1.3 draft \(v & 0xff)" : "0x" + hex2(UInt8(v >> 8)) + hex2(UInt8(v & 0xff))
+    }
+}
+
+/// A JSON string literal.
+func quote(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 {
+                out += "\\u00" + hex2(UInt8(u.value))
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,99 @@
+import Decode
+import Extract
+import Flows
+
+/// Finds QUIC ClientHellos in one worker's UDP traffic: client Initials are decrypted (cold path, a few packets
+/// per connection) and their CRYPTO frames reassembled per (flow, client DCID) until the ClientHello is complete.
+/// Bounded: at most `maxConnections` connections in progress; beyond, the table is cleared (counted).
+final class QUICTracker {
+    private struct Key: Hashable {
+        var flow: FlowKey
+        var dcid: [UInt8]
+    }
+
+    private var streams: [Key: CryptoStreamAssembler] = [:]
+    private let maxConnections: Int
+    var counters = QUICCounters()
+
+    init(maxConnections: Int = 16384) { self.maxConnections = maxConnections }
+
+    /// Cheap test on the hot path: a long header with the fixed bit, in a datagram large enough for a client
+    /// Initial (RFC 9000 §14.1: at least 1200 bytes).
+    @inline(__always)
+    static func mightBeInitial(_ payload: UnsafeRawBufferPointer) -> Bool {
+        payload.count >= 1200 && payload[0] & 0xc0 == 0xc0
+    }
+
+    /// Handles one UDP payload; returns a server_name event when a ClientHello completed.
+    @inline(never)
+    func handle(_ payload: UnsafeRawBufferPointer, packet p: DecodedPacket, device: IPAddress, ts: UInt64) -> StateEvent? {
+        switch QUICInitialParser.parse(Array(payload)) {
+        case .unsupportedVersion:
+            counters.unsupportedVersion &+= 1
+            return nil
+        case .noInitial, .invalid:
+            // Server Initials (other keys), Retry, version negotiation, or not QUIC at all.
+            counters.notDecrypted &+= 1
+            return nil
+        case .initials(let initials):
+            counters.initials &+= UInt64(initials.count)
+            var sourceIsA = false
+            let flow = FlowKey(p, sourceIsA: &sourceIsA)
+            for initial in initials {
+                let key = Key(flow: flow, dcid: initial.dcid)
+                var stream = streams[key] ?? {
+                    if streams.count >= maxConnections {
+                        counters.tableCleared &+= 1
+                        streams.removeAll(keepingCapacity: true)
+                    }
+                    return CryptoStreamAssembler()
+                }()
+                if stream.finished { continue }
+                var hello: [UInt8]?
+                for frame in initial.crypto where hello == nil {
+                    hello = stream.add(offset: frame.offset, data: frame.data)
+                }
+                streams[key] = stream
+                guard let hello else { continue }
+                guard let info = try? hello.withUnsafeBytes({ try ClientHelloParser.parse($0) }) else {
+                    counters.clientHelloMalformed &+= 1
+                    continue
+                }
+                counters.clientHellos &+= 1
+                var e = StateEvent(kind: .serverName, timestampNanoseconds: ts, device: device, client: p.source,
+                                   clientPort: p.sourcePort, server: p.destination, serverPort: p.destinationPort,
+                                   vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
+                e.transport = "quic"
+                e.serverName = info.serverName
+                e.alpn = info.alpn
+                e.tlsVersions = info.supportedVersions
+                e.quicVersion = initial.version
+                e.dcid = initial.dcid
+                e.encryptedClientHello = info.encryptedClientHello
+                return e
+            }
+            return nil
+        }
+    }
+}
+
+/// What the QUIC tracker counted.
+public struct QUICCounters: Sendable {
+    public var initials: UInt64 = 0
+    public var clientHellos: UInt64 = 0
+    public var clientHelloMalformed: UInt64 = 0
+    public var notDecrypted: UInt64 = 0
+    public var unsupportedVersion: UInt64 = 0
+    public var tableCleared: UInt64 = 0
+    public init() {}
+
+    mutating func merge(_ o: QUICCounters) {
+        initials += o.initials; clientHellos += o.clientHellos; clientHelloMalformed += o.clientHelloMalformed
+        notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared
+    }
+}
+
+func vlanList(_ p: DecodedPacket) -> [UInt16] {
+    let ids = [p.vlanIDs.0, p.vlanIDs.1, p.vlanIDs.2, p.vlanIDs.3]
+    return Array(ids.prefix(Int(min(p.vlanCount, 4))))
+}

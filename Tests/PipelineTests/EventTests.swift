@@ -1,0 +1,67 @@
+import Decode
+import Foundation
+import PacketCraft
+import StatetapTestSupport
+import Testing
+@testable import Pipeline
+
+final class CollectedEvents: @unchecked Sendable {
+    private var events: [StateEvent] = []
+    private let lock = NSLock()
+    func add(_ e: StateEvent) { lock.lock(); events.append(e); lock.unlock() }
+    var all: [StateEvent] { lock.lock(); defer { lock.unlock() }; return events }
+}
+
+@Suite("QUIC server_name events through the pipeline")
+struct QUICEventTests {
+    let ue = IPAddress("10.45.0.7")!, server = IPAddress("198.51.100.9")!
+    let ue6 = IPAddress("2001:db8::7")!, server6 = IPAddress("2001:db8:1::9")!
+
+    @Test("the RFC Initial in plain UDP, in VLAN + GTP-U and over IPv6 gives one event each, with its context",
+          arguments: initialVectors)
+    func events(_ v: InitialVector) throws {
+        let initial = v.protectedPacket
+        let frames: [[UInt8]] = [
+            PacketBuilder.build([.ethernet(), .ipv4(src: ue, dst: server), .udp(src: 50000, dst: 443), .payload(initial)]),
+            // Retransmitted: the same connection must not give a second event.
+            PacketBuilder.build([.ethernet(), .ipv4(src: ue, dst: server), .udp(src: 50000, dst: 443), .payload(initial)]),
+            PacketBuilder.build([.ethernet(), .vlan(id: 100), .ipv4(src: IPAddress("192.0.2.1")!, dst: IPAddress("192.0.2.2")!),
+                                 .udp(src: 2152, dst: 2152), .gtpu(teid: 0x1234), .ipv4(src: ue, dst: server),
+                                 .udp(src: 50001, dst: 443), .payload(initial)]),
+            PacketBuilder.build([.ethernet(), .ipv6(src: ue6, dst: server6), .udp(src: 50002, dst: 443), .payload(initial)]),
+            // A server's reply direction (cannot be decrypted with client keys) and a small UDP 443 datagram.
+            PacketBuilder.build([.ethernet(), .ipv4(src: server, dst: ue), .udp(src: 443, dst: 50000),
+                                 .payload([0xc0] + [UInt8](repeating: 0x55, count: 1250))]),
+            PacketBuilder.build([.ethernet(), .ipv4(src: ue, dst: server), .udp(src: 50003, dst: 443), .payload([0xc0, 1, 2])]),
+        ]
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        for (i, f) in frames.enumerated() { try w.write(packet: f, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i)) }
+        try w.close()
+        let seen = CollectedEvents()
+        let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path], onEvent: { seen.add($0) })
+        let events = seen.all.sorted { $0.clientPort < $1.clientPort }
+        #expect(events.count == 3)
+        #expect(s.serverNameEvents == 3)
+        for e in events {
+            #expect(e.kind == .serverName && e.transport == "quic")
+            #expect(e.serverName == "example.com")
+            #expect(e.alpn == ["alpn"])
+            #expect(e.quicVersion == v.version)
+            #expect(e.dcid == dcid)
+            #expect(e.serverPort == 443)
+        }
+        #expect(events.map(\.clientPort) == [50000, 50001, 50002])
+        #expect(events[0].client == ue && events[0].device == ue && events[0].vlans.isEmpty && events[0].teid == nil)
+        #expect(events[1].vlans == [100] && events[1].teid == 0x1234 && events[1].device == ue)
+        #expect(events[2].client == ue6)
+        let line = events[2].jsonLine()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["client"] as? String == "[2001:db8::7]:50002")
+        #expect(object["sni"] as? String == "example.com")
+        #expect(object["quic_version"] as? String == (v.version == 1 ? "0x00000001" : "0x6b3343cf"))
+        #expect(object["dcid"] as? String == "8394c8f03e515708")
+        #expect(object["vlan"] == nil && object["teid"] == nil, "unknown fields are omitted")
+        #expect(s.counters.quic.clientHellos == 3)
+    }
+}
