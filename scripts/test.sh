@@ -27,7 +27,7 @@ if [[ -d "$CORPUS" ]]; then
   python3 scripts/corpus-compare.py "$CORPUS" --statetap .build/debug/statetap --statetap-arg=--workers=2 | tail -3
   echo "== extraction accuracy vs tshark (gated: the categories statetap extracts so far must reach 99%)"
   python3 scripts/accuracy.py "$CORPUS" --statetap .build/debug/statetap | tail -4
-  python3 scripts/accuracy.py "$CORPUS" --statetap .build/debug/statetap --categories quic \
+  python3 scripts/accuracy.py "$CORPUS" --statetap .build/debug/statetap --categories tls,quic \
     --min-recall 0.99 --min-precision 0.99 | tail -1
 else
   echo "== public corpus: SKIPPED, no folder at $CORPUS (set STATETAP_CORPUS)"

@@ -16,6 +16,9 @@ public struct ClientHelloInfo: Sendable, Equatable {
     public var encryptedClientHello = false
     /// encrypted_server_name (draft ESNI, 0xffce) was present.
     public var encryptedServerName = false
+    /// The extensions were cut or their lengths lied: what is here was read before that point (as tshark does,
+    /// the hello still counts).
+    public var truncated = false
 
     public init() {}
 }
@@ -48,9 +51,31 @@ public enum ClientHelloParser {
         try r.skip(Int(try r.u16()))           // cipher_suites
         try r.skip(Int(try r.u8()))            // legacy_compression_methods
         guard r.remaining > 0 else { return info }  // no extensions (old clients)
+        do throws(ClientHelloError) {
+            try readExtensions(&r, into: &info, bytes)
+        } catch {
+            info.truncated = true
+        }
+        return info
+    }
+
+    /// The extensions block; throws where it stops making sense (the caller keeps what was read).
+    private static func readExtensions(_ r: inout Reader, into info: inout ClientHelloInfo,
+                                       _ bytes: UnsafeRawBufferPointer) throws(ClientHelloError)
+    {
         let extensionsLength = Int(try r.u16())
         let extensionsEnd = r.position + extensionsLength
-        guard extensionsEnd <= r.end else { throw .malformed("extensions past the message") }
+        guard extensionsEnd <= r.end else {
+            info.truncated = true
+            // Read what is there: a capture cut inside the extensions still names the server if it got that far.
+            return try readExtensionList(&r, end: r.end, into: &info, bytes)
+        }
+        try readExtensionList(&r, end: extensionsEnd, into: &info, bytes)
+    }
+
+    private static func readExtensionList(_ r: inout Reader, end extensionsEnd: Int, into info: inout ClientHelloInfo,
+                                          _ bytes: UnsafeRawBufferPointer) throws(ClientHelloError)
+    {
         while r.position + 4 <= extensionsEnd {
             let type = try r.u16()
             let length = Int(try r.u16())
@@ -90,7 +115,6 @@ public enum ClientHelloParser {
             }
             r.position += length
         }
-        return info
     }
 
     /// An SSLv2-compatible ClientHello record (RFC 5246 Appendix E.2): 2-byte header with the high bit set, then

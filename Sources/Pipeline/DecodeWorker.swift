@@ -16,6 +16,7 @@ final class DecodeWorker: @unchecked Sendable {
     /// Application-state events to the sink (full: dropped and counted, never waited for).
     let events: SPSCRing<StateEvent>
     let quic = QUICTracker()
+    let tls = TLSTracker()
     let pool: FramePool
     let batchSize: Int
     let dropWhenFull: Bool
@@ -79,6 +80,7 @@ final class DecodeWorker: @unchecked Sendable {
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.flows = flows.stats
         counters.quic = quic.counters
+        counters.tls = tls.counters
         counters.reassembly = reassembler.stats
         progress.store(counters.packets, ordering: .relaxed)
         // Pairs with the sink's acquiring load: every record this worker produced is published.
@@ -123,7 +125,11 @@ final class DecodeWorker: @unchecked Sendable {
         switch outcome {
         case .complete:
             let slot = flows.track(packet, length: Int(frameLength), now: ts) { e, reason in self.emit(e, reason) }
-            if packet.ipProtocol == IPProtocol.udp, packet.payloadLength > 0 {
+            if packet.ipProtocol == IPProtocol.tcp, slot >= 0 {
+                let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
+                let syn = packet.tcpFlags & TCPFlags.syn != 0 && packet.tcpFlags & TCPFlags.ack == 0
+                if payload.count > 0 || syn { extractTLS(payload, syn: syn, slot: slot, ts: ts) }
+            } else if packet.ipProtocol == IPProtocol.udp, packet.payloadLength > 0 {
                 let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
                 if QUICTracker.mightBeInitial(payload) { extractQUIC(payload, slot: slot, ts: ts) }
             }
@@ -143,6 +149,18 @@ final class DecodeWorker: @unchecked Sendable {
         let entry = slot >= 0 ? flows.entry(slot) : nil
         let device = entry.map { $0.hasDevice ? $0.device : packet.source } ?? packet.source
         guard let event = quic.handle(payload, packet: packet, device: device, ts: ts) else { return }
+        publishEvent(event)
+    }
+
+    /// TCP segments: the client's stream, until its ClientHello (or not TLS).
+    @inline(__always)
+    private func extractTLS(_ payload: UnsafeRawBufferPointer, syn: Bool, slot: Int32, ts: UInt64) {
+        let entry = flows.entry(slot)
+        guard entry.clientAddress == packet.source, entry.clientPort == packet.sourcePort else { return }
+        guard TLSTracker.mightStart(payload, syn: syn) || tls.isTracked(entry.key) else { return }
+        guard let event = tls.handle(key: entry.key, seq: packet.tcpSequence, syn: syn, payload: payload,
+                                     packet: packet, entry: entry, ts: ts)
+        else { return }
         publishEvent(event)
     }
 
@@ -176,6 +194,7 @@ final class DecodeWorker: @unchecked Sendable {
     }
 
     private func emit(_ e: borrowing FlowEntry, _ reason: FlowEndReason) {
+        tls.ended(e.key)
         var record = FlowRecord(e, reason: reason)
         var backoff = Backoff()
         while true {

@@ -52,6 +52,7 @@ public struct WorkerCounters: Sendable {
     public var events: UInt64 = 0
     public var eventsDropped: UInt64 = 0
     public var quic = QUICCounters()
+    public var tls = TLSCounters()
     public var firstTimestamp: UInt64 = .max
     public var lastTimestamp: UInt64 = 0
 
@@ -76,6 +77,7 @@ public struct WorkerCounters: Sendable {
         reassemblyIncompleteAtEnd += o.reassemblyIncompleteAtEnd
         events += o.events; eventsDropped += o.eventsDropped
         quic.merge(o.quic)
+        tls.merge(o.tls)
         firstTimestamp = min(firstTimestamp, o.firstTimestamp)
         lastTimestamp = max(lastTimestamp, o.lastTimestamp)
     }

@@ -59,6 +59,10 @@ enum SummaryFormatter {
                 ("client_hellos_malformed", c.quic.clientHelloMalformed), ("not_decrypted", c.quic.notDecrypted),
                 ("unsupported_version", c.quic.unsupportedVersion), ("table_cleared", c.quic.tableCleared),
             ] as [(String, Any)]),
+            ("tls", [
+                ("client_hellos", c.tls.clientHellos), ("streams_not_tls", c.tls.notTLS),
+                ("table_cleared", c.tls.tableCleared),
+            ] as [(String, Any)]),
             ("malformed_packets", malformed),
             ("errors", errors),
             ("notices", notices),

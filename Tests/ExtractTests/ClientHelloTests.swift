@@ -46,18 +46,22 @@ struct ClientHelloTests {
         #expect(esni.encryptedServerName && esni.serverName == nil)
     }
 
-    @Test("every truncation is an error or a shorter message, never a crash")
-    func truncations() {
+    @Test("every truncation is an error, never a crash; lies inside the extensions keep what came before")
+    func truncations() throws {
         let m = clientHello([sni("a.example"), alpn(["h2"])])
         for n in 0..<m.count {
             let cut = Array(m.prefix(n))
             let r = Result { try cut.withUnsafeBytes { try ClientHelloParser.parse($0) } }
             if case .success = r { Issue.record("a cut message (\(n) of \(m.count) bytes) parsed") }
         }
-        // Lengths that lie: an extension longer than the extensions block.
+        // Lengths that lie: the ALPN extension claims more than the block holds; the SNI before it is kept and
+        // the hello is flagged (tshark also reports such hellos, from captures cut short).
         var lie = m
-        lie[m.count - 3] = 0xff
-        #expect(throws: ClientHelloError.self) { try lie.withUnsafeBytes { try ClientHelloParser.parse($0) } }
+        lie[m.count - 7] = 0xff  // the ALPN extension's length, high byte
+        let partial = try lie.withUnsafeBytes { try ClientHelloParser.parse($0) }
+        #expect(partial.truncated)
+        #expect(partial.serverName == "a.example")
+        #expect(partial.alpn.isEmpty)
         #expect(throws: ClientHelloError.notClientHello) { try [2, 0, 0, 0].withUnsafeBytes { try ClientHelloParser.parse($0) } }
     }
 
@@ -66,5 +70,62 @@ struct ClientHelloTests {
         let v2: [UInt8] = [0x80, 0x2e, 0x01, 0x03, 0x01, 0x00, 0x15]
         #expect(v2.withUnsafeBytes { ClientHelloParser.isSSLv2Hello($0) })
         #expect(!clientHello([]).withUnsafeBytes { ClientHelloParser.isSSLv2Hello($0) })
+    }
+}
+
+@Suite("TLS ClientHello in a TCP stream")
+struct TLSStreamTests {
+    /// The handshake message in TLS records of at most `recordSize` bytes of payload.
+    func records(_ hello: [UInt8], recordSize: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < hello.count {
+            let n = min(recordSize, hello.count - i)
+            out += [22, 3, 1, UInt8(n >> 8), UInt8(n & 0xff)] + hello[i..<i + n]
+            i += n
+        }
+        return out
+    }
+
+    func feedAll(_ c: inout TLSClientHelloCollector, _ bytes: [UInt8], chunk: Int) -> TLSClientHelloCollector.Outcome? {
+        var outcome: TLSClientHelloCollector.Outcome?
+        var i = 0
+        while i < bytes.count, outcome == nil {
+            let part = Array(bytes[i..<min(i + chunk, bytes.count)])
+            outcome = part.withUnsafeBytes { c.feed($0) }
+            i += chunk
+        }
+        return outcome
+    }
+
+    @Test("across records and segments of any size", arguments: [1, 7, 100, 4096])
+    func split(chunk: Int) throws {
+        let hello = clientHello([sni("split.example"), alpn(["h2"])])
+        for recordSize in [16, 50, 16384] {
+            var c = TLSClientHelloCollector()
+            let outcome = feedAll(&c, records(hello, recordSize: recordSize), chunk: chunk)
+            guard case .clientHello(let info) = outcome else {
+                Issue.record("record size \(recordSize), chunk \(chunk): \(String(describing: outcome))")
+                continue
+            }
+            #expect(info.serverName == "split.example")
+            #expect(c.finished)
+        }
+    }
+
+    @Test("after an HTTP CONNECT; not TLS; a gap; SSLv2")
+    func others() {
+        let hello = clientHello([sni("tunnel.example")])
+        var c = TLSClientHelloCollector()
+        let stream = Array("CONNECT tunnel.example:443 HTTP/1.1\r\nHost: tunnel.example:443\r\n\r\n".utf8) + records(hello, recordSize: 16384)
+        guard case .clientHello(let info) = feedAll(&c, stream, chunk: 13) else { Issue.record("CONNECT"); return }
+        #expect(info.serverName == "tunnel.example")
+        var h = TLSClientHelloCollector()
+        #expect(feedAll(&h, Array("GET / HTTP/1.1\r\n\r\n".utf8), chunk: 100) == .gaveUp("not TLS"))
+        var g = TLSClientHelloCollector()
+        _ = feedAll(&g, Array(records(hello, recordSize: 16384).prefix(20)), chunk: 100)
+        #expect(g.gap() != nil && g.finished)
+        var v2 = TLSClientHelloCollector()
+        guard case .gaveUp = feedAll(&v2, [0x80, 0x2e, 0x01, 0x03, 0x01], chunk: 10) else { Issue.record("SSLv2"); return }
     }
 }

@@ -65,3 +65,46 @@ struct QUICEventTests {
         #expect(s.counters.quic.clientHellos == 3)
     }
 }
+
+@Suite("TLS server_name events through the pipeline")
+struct TLSEventTests {
+    @Test("a ClientHello split over segments sent out of order and retransmitted gives one event")
+    func splitClientHello() throws {
+        let client = IPAddress("10.45.0.8")!, server = IPAddress("203.0.113.5")!
+        // A ClientHello with SNI and ALPN, in one TLS record (built by hand: type 1, body with two extensions).
+        let name = Array("shop.example".utf8)
+        var ext: [UInt8] = [0, 0, 0, UInt8(name.count + 5), 0, UInt8(name.count + 3), 0, 0, UInt8(name.count)] + name
+        ext += [0, 16, 0, 5, 0, 3, 2] + Array("h2".utf8)
+        var body: [UInt8] = [3, 3] + [UInt8](repeating: 1, count: 32) + [0, 0, 2, 0x13, 0x01, 1, 0]
+        body += [UInt8(ext.count >> 8), UInt8(ext.count & 0xff)] + ext
+        let hello: [UInt8] = [1, 0, UInt8(body.count >> 8), UInt8(body.count & 0xff)] + body
+        let record: [UInt8] = [22, 3, 1, UInt8(hello.count >> 8), UInt8(hello.count & 0xff)] + hello
+        let isn: UInt32 = 5000
+        func seg(_ from: Int, _ to: Int, flags: UInt8 = TCPFlags.ack | TCPFlags.psh) -> [UInt8] {
+            PacketBuilder.build([.ethernet(), .vlan(id: 7), .ipv4(src: client, dst: server),
+                                 .tcp(src: 40001, dst: 443, seq: isn + 1 + UInt32(from), flags: flags),
+                                 .payload(Array(record[from..<to]))])
+        }
+        let third = record.count / 3
+        let frames: [[UInt8]] = [
+            PacketBuilder.build([.ethernet(), .vlan(id: 7), .ipv4(src: client, dst: server),
+                                 .tcp(src: 40001, dst: 443, seq: isn, flags: TCPFlags.syn)]),
+            PacketBuilder.build([.ethernet(), .vlan(id: 7), .ipv4(src: server, dst: client),
+                                 .tcp(src: 443, dst: 40001, seq: 9000, ack: isn + 1, flags: TCPFlags.synAck)]),
+            seg(2 * third, record.count), seg(0, third), seg(0, third), seg(third, 2 * third), seg(third, 2 * third),
+        ]
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        for (i, f) in frames.enumerated() { try w.write(packet: f, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i)) }
+        try w.close()
+        let seen = CollectedEvents()
+        let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path], onEvent: { seen.add($0) })
+        let events = seen.all
+        #expect(events.count == 1)
+        let e = try #require(events.first)
+        #expect(e.transport == "tls" && e.serverName == "shop.example" && e.alpn == ["h2"])
+        #expect(e.client == client && e.clientPort == 40001 && e.server == server && e.serverPort == 443)
+        #expect(e.vlans == [7] && e.device == client)
+        #expect(s.counters.tls.clientHellos == 1)
+    }
+}

@@ -1,0 +1,99 @@
+import Decode
+import Extract
+import Flows
+
+/// Finds TLS ClientHellos in one worker's TCP traffic: the client's byte stream of each connection is put back
+/// in order (`StreamReassembler`) only until its ClientHello is complete or it is clearly not TLS; then the
+/// connection is marked done and costs nothing more. Bounded in connections and buffered bytes.
+final class TLSTracker {
+    private struct Stream {
+        var reassembler = StreamReassembler(maxBuffered: 64 * 1024)
+        var collector = TLSClientHelloCollector()
+        var done = false
+    }
+
+    private var streams: [FlowKey: Stream] = [:]
+    private let maxConnections: Int
+    var counters = TLSCounters()
+
+    init(maxConnections: Int = 65536) { self.maxConnections = maxConnections }
+
+    /// Cheap gate on the hot path for a client segment of a connection not seen yet: a SYN, or data that starts
+    /// like a TLS handshake record or an HTTP CONNECT.
+    @inline(__always)
+    static func mightStart(_ payload: UnsafeRawBufferPointer, syn: Bool) -> Bool {
+        syn || (payload.count > 0 && (payload[0] == 22 || payload[0] == 0x43))
+    }
+
+    /// Whether a connection is followed (in progress or done).
+    @inline(__always)
+    func isTracked(_ key: FlowKey) -> Bool { !streams.isEmpty && streams[key] != nil }
+
+    /// A client-to-server segment. Returns a server_name event when its ClientHello completed.
+    @inline(never)
+    func handle(key: FlowKey, seq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer, packet p: DecodedPacket,
+                entry: FlowEntry, ts: UInt64) -> StateEvent?
+    {
+        var stream: Stream
+        if let s = streams[key] {
+            guard !s.done else { return nil }
+            stream = s
+        } else {
+            guard Self.mightStart(payload, syn: syn) else { return nil }
+            if streams.count >= maxConnections {
+                counters.tableCleared &+= 1
+                streams.removeAll(keepingCapacity: true)
+            }
+            stream = Stream()
+        }
+        var outcome: TLSClientHelloCollector.Outcome?
+        stream.reassembler.add(seq: seq, syn: syn, payload: payload) { event in
+            guard outcome == nil else { return }
+            switch event {
+            case .data(let bytes): outcome = stream.collector.feed(bytes)
+            case .gap: outcome = stream.collector.gap()
+            }
+        }
+        guard let outcome else {
+            streams[key] = stream
+            return nil
+        }
+        streams[key] = Stream(done: true)  // the buffers go; the tombstone keeps later segments out
+        switch outcome {
+        case .gaveUp:
+            counters.notTLS &+= 1
+            return nil
+        case .clientHello(let info):
+            counters.clientHellos &+= 1
+            var e = StateEvent(kind: .serverName, timestampNanoseconds: ts,
+                               device: entry.hasDevice ? entry.device : entry.clientAddress,
+                               client: entry.clientAddress, clientPort: entry.clientPort,
+                               server: entry.serverAddress, serverPort: entry.serverPort,
+                               vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
+            e.transport = "tls"
+            e.serverName = info.serverName
+            e.alpn = info.alpn
+            e.tlsVersions = info.supportedVersions
+            e.encryptedClientHello = info.encryptedClientHello
+            return e
+        }
+    }
+
+    /// The connection ended: its state goes.
+    func ended(_ key: FlowKey) {
+        if !streams.isEmpty { streams[key] = nil }
+    }
+}
+
+/// What the TLS tracker counted.
+public struct TLSCounters: Sendable {
+    public var clientHellos: UInt64 = 0
+    /// Client streams followed that turned out not to start with a ClientHello (or had a gap before its end).
+    public var notTLS: UInt64 = 0
+    public var tableCleared: UInt64 = 0
+    public init() {}
+
+    mutating func merge(_ o: TLSCounters) {
+        clientHellos += o.clientHellos; notTLS += o.notTLS; tableCleared += o.tableCleared
+    }
+}
