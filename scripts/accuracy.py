@@ -54,7 +54,9 @@ def statetap_keys(events):
         if e.get("kind") == "web_link":
             keys["http_request"][(e.get("method"), e.get("url"))] += 1
             if "status" in e:
-                keys["http_response"][(e.get("url"), e.get("status"))] += 1
+                # A CONNECT has no URL; tshark names its response by the authority (the host field).
+                url = e.get("url") or (e.get("host") if e.get("method") == "CONNECT" else None)
+                keys["http_response"][(url, e.get("status"))] += 1
         elif e.get("kind") == "server_name":
             cat = "tls" if e.get("transport") == "tls" else "quic"
             keys[cat][(e["client"], e["server"], e.get("sni"), tuple(e.get("alpn") or []))] += 1

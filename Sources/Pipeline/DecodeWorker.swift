@@ -17,6 +17,7 @@ final class DecodeWorker: @unchecked Sendable {
     let events: SPSCRing<StateEvent>
     let quic = QUICTracker()
     let tls = TLSTracker()
+    let http = HTTPTracker()
     let pool: FramePool
     let batchSize: Int
     let dropWhenFull: Bool
@@ -76,11 +77,13 @@ final class DecodeWorker: @unchecked Sendable {
         returns.publish()
         // The sink drains until every worker has finished: the last flows wait for room instead of being dropped.
         finishing = true
+        http.flush(ts: counters.lastTimestamp) { self.publishEvent($0) }
         flows.flush { e, reason in self.emit(e, reason) }
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.flows = flows.stats
         counters.quic = quic.counters
         counters.tls = tls.counters
+        counters.http = http.counters
         counters.reassembly = reassembler.stats
         progress.store(counters.packets, ordering: .relaxed)
         // Pairs with the sink's acquiring load: every record this worker produced is published.
@@ -152,11 +155,16 @@ final class DecodeWorker: @unchecked Sendable {
         publishEvent(event)
     }
 
-    /// TCP segments: the client's stream, until its ClientHello (or not TLS).
+    /// TCP segments: HTTP in both directions; the client's stream until its ClientHello (or not TLS).
     @inline(__always)
     private func extractTLS(_ payload: UnsafeRawBufferPointer, syn: Bool, slot: Int32, ts: UInt64) {
         let entry = flows.entry(slot)
-        guard entry.clientAddress == packet.source, entry.clientPort == packet.sourcePort else { return }
+        let fromClient = entry.clientAddress == packet.source && entry.clientPort == packet.sourcePort
+        if HTTPTracker.mightStart(payload, syn: syn, serverPort: entry.serverPort) || http.isTracked(entry.key) {
+            http.handle(entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn, payload: payload,
+                        packet: packet, ts: ts) { self.publishEvent($0) }
+        }
+        guard fromClient else { return }
         guard TLSTracker.mightStart(payload, syn: syn) || tls.isTracked(entry.key) else { return }
         guard let event = tls.handle(key: entry.key, seq: packet.tcpSequence, syn: syn, payload: payload,
                                      packet: packet, entry: entry, ts: ts)
@@ -165,7 +173,15 @@ final class DecodeWorker: @unchecked Sendable {
     }
 
     private func publishEvent(_ event: StateEvent) {
-        if events.enqueue(event) != nil { counters.eventsDropped &+= 1 } else { counters.events &+= 1 }
+        var pending: StateEvent? = event
+        var backoff = Backoff()
+        while let e = pending.take() {
+            guard let back = events.enqueue(e) else { counters.events &+= 1; return }
+            // Live capture never waits for the sink (dropped, counted); files and the final flush do.
+            if dropWhenFull && !finishing { counters.eventsDropped &+= 1; return }
+            pending = back
+            backoff.wait()
+        }
     }
 
     @inline(__always)
@@ -195,6 +211,7 @@ final class DecodeWorker: @unchecked Sendable {
 
     private func emit(_ e: borrowing FlowEntry, _ reason: FlowEndReason) {
         tls.ended(e.key)
+        http.ended(e.key, ts: e.lastSeenNanoseconds) { self.publishEvent($0) }
         var record = FlowRecord(e, reason: reason)
         var backoff = Backoff()
         while true {

@@ -24,6 +24,15 @@ public struct StateEvent: Sendable {
     public var quicVersion: UInt32?
     public var dcid: [UInt8] = []
     public var encryptedClientHello = false
+    // web_link
+    public var method: String?
+    public var url: String?
+    public var host: String?
+    public var httpVersion: String?
+    public var status: Int?
+    /// Lower-cased response header names of interest -> value.
+    public var responseHeaders: [String: String] = [:]
+    public var cacheable: Bool?
 
     /// One JSON object on one line (EVENTS.md): fields not known are omitted.
     public func jsonLine() -> String {
@@ -36,6 +45,22 @@ public struct StateEvent: Sendable {
         out += ",\"client\":\(quote(endpoint(client, clientPort))),\"server\":\(quote(endpoint(server, serverPort)))"
         if !vlans.isEmpty { out += ",\"vlan\":[" + vlans.map(String.init).joined(separator: ",") + "]" }
         if let teid { out += ",\"teid\":\(teid)" }
+        if kind == .webLink {
+            if let method { out += ",\"method\":\(quote(method))" }
+            if let url { out += ",\"url\":\(quote(url))" }
+            if let host { out += ",\"host\":\(quote(host))" }
+            if let httpVersion { out += ",\"version\":\(quote(httpVersion))" }
+            if let status { out += ",\"status\":\(status)" }
+            for (header, field, numeric) in Self.responseFields {
+                guard let v = responseHeaders[header] else { continue }
+                if numeric {
+                    if let n = Int(v.trimmingSpacesForJSON()) { out += ",\"\(field)\":\(n)" }
+                } else {
+                    out += ",\"\(field)\":\(quote(v))"
+                }
+            }
+            if let cacheable { out += ",\"cacheable\":\(cacheable)" }
+        }
         if kind == .serverName {
             out += ",\"transport\":\(quote(transport))"
             if let serverName { out += ",\"sni\":\(quote(serverName))" }
@@ -72,6 +97,25 @@ private func tlsVersionName(_ v: UInt16) -> String {
     case 0x0301: "TLS 1.0"
     case 0x0300: "SSL 3.0"
     default: v >> 8 == 0x7f ? "TLS 1.3 draft \(v & 0xff)" : "0x" + hex2(UInt8(v >> 8)) + hex2(UInt8(v & 0xff))
+    }
+}
+
+extension StateEvent {
+    /// Response header -> EVENTS.md field, and whether the value is a number.
+    static let responseFields: [(String, String, Bool)] = [
+        ("cache-control", "cache_control", false), ("expires", "expires", false), ("etag", "etag", false),
+        ("last-modified", "last_modified", false), ("vary", "vary", false), ("content-type", "content_type", false),
+        ("content-length", "content_length", true), ("age", "age", true), ("via", "via", false),
+        ("x-cache", "x_cache", false), ("server", "server_software", false),
+    ]
+}
+
+extension String {
+    func trimmingSpacesForJSON() -> String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
     }
 }
 

@@ -59,6 +59,11 @@ enum SummaryFormatter {
                 ("client_hellos_malformed", c.quic.clientHelloMalformed), ("not_decrypted", c.quic.notDecrypted),
                 ("unsupported_version", c.quic.unsupportedVersion), ("table_cleared", c.quic.tableCleared),
             ] as [(String, Any)]),
+            ("http", [
+                ("connections", c.http.connections), ("requests", c.http.requests), ("responses", c.http.responses),
+                ("responses_without_request", c.http.responsesWithoutRequest), ("stream_gaps", c.http.gaps),
+                ("table_cleared", c.http.tableCleared),
+            ] as [(String, Any)]),
             ("tls", [
                 ("client_hellos", c.tls.clientHellos), ("streams_not_tls", c.tls.notTLS),
                 ("table_cleared", c.tls.tableCleared),
