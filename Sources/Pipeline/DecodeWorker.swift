@@ -16,8 +16,9 @@ final class DecodeWorker: @unchecked Sendable {
     /// Application-state events to the sink (full: dropped and counted, never waited for).
     let events: SPSCRing<StateEvent>
     let quic = QUICTracker()
-    let tls = TLSTracker()
-    let http = HTTPTracker()
+    let tcpBudget: StreamBudget
+    let tls: TLSTracker
+    let http: HTTPTracker
     let pool: FramePool
     let batchSize: Int
     let dropWhenFull: Bool
@@ -44,6 +45,9 @@ final class DecodeWorker: @unchecked Sendable {
         returns = SPSCRing(capacity: returnCapacity)
         output = SPSCRing(capacity: 8192)
         events = SPSCRing(capacity: 4096)
+        tcpBudget = StreamBudget(capacity: c.tcpReassemblyMemcapBytes)
+        tls = TLSTracker(budget: tcpBudget)
+        http = HTTPTracker(budget: tcpBudget)
         flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
                           subscribers: c.subscribers)
         reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,

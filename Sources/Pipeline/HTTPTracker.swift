@@ -23,7 +23,12 @@ final class HTTPTracker {
     var counters = HTTPCounters()
     static let ports: Set<UInt16> = [80, 8080, 8000, 8008, 3128]
 
-    init(maxConnections: Int = 65536) { self.maxConnections = maxConnections }
+    private let budget: StreamBudget
+
+    init(maxConnections: Int = 65536, budget: StreamBudget) {
+        self.maxConnections = maxConnections
+        self.budget = budget
+    }
 
     /// Whether a segment may start following a connection: a SYN to an HTTP port, or data that starts like a
     /// request (method token and a space) or a status line.
@@ -55,6 +60,7 @@ final class HTTPTracker {
             guard Self.mightStart(payload, syn: syn, serverPort: entry.serverPort) else { return }
             if connections.count >= maxConnections {
                 counters.tableCleared &+= 1
+                for old in connections.values { budget.release(old.clientStream.buffered + old.serverStream.buffered) }
                 connections.removeAll(keepingCapacity: true)
             }
             let fromStart = syn
@@ -65,23 +71,41 @@ final class HTTPTracker {
         }
         c.entry = entry
         var messages: [HTTPStreamParser.Message] = []
-        if fromClient {
-            if !c.tunnel {
-                c.clientStream.add(seq: seq, syn: syn, payload: payload) { e in
-                    switch e {
-                    case .data(let d): c.client.feed(d) { messages.append($0) }
-                    case .gap: c.client.gap(); counters.gaps &+= 1
-                    }
-                }
-            }
-        } else {
-            c.serverStream.add(seq: seq, syn: syn, payload: payload) { e in
-                switch e {
-                case .data(let d): c.server.feed(d) { messages.append($0) }
-                case .gap: c.server.gap(); counters.gaps &+= 1
-                }
+        // Separate variables: a reassembler calls back into its parser (no overlapping access to `c`).
+        var clientStream = c.clientStream, serverStream = c.serverStream
+        var clientParser = c.client, serverParser = c.server
+        var gaps: UInt64 = 0
+        let before = clientStream.buffered + serverStream.buffered
+        func toClientParser(_ e: StreamReassembler.Event) {
+            switch e {
+            case .data(let d): clientParser.feed(d) { messages.append($0) }
+            case .gap: clientParser.gap(); gaps &+= 1
             }
         }
+        func toServerParser(_ e: StreamReassembler.Event) {
+            switch e {
+            case .data(let d): serverParser.feed(d) { messages.append($0) }
+            case .gap: serverParser.gap(); gaps &+= 1
+            }
+        }
+        if fromClient {
+            if !c.tunnel { clientStream.add(seq: seq, syn: syn, payload: payload, deliver: toClientParser) }
+        } else {
+            serverStream.add(seq: seq, syn: syn, payload: payload, deliver: toServerParser)
+        }
+        if budget.charge(clientStream.buffered + serverStream.buffered - before) {
+            // Over the worker's memcap: this connection gives up its holes now (its parsers resynchronize).
+            let held = clientStream.buffered + serverStream.buffered
+            clientStream.finish(toClientParser)
+            serverStream.finish(toServerParser)
+            budget.release(held)
+            counters.memcapSkips &+= 1
+        }
+        counters.gaps &+= gaps
+        c.clientStream = clientStream
+        c.serverStream = serverStream
+        c.client = clientParser
+        c.server = serverParser
         for m in messages {
             switch m {
             case .request(let r):
@@ -105,7 +129,18 @@ final class HTTPTracker {
 
     /// The connection ended: requests still waiting for a response are reported without one.
     func ended(_ key: FlowKey, ts: UInt64, publish: (StateEvent) -> Void) {
-        guard !connections.isEmpty, let c = connections.removeValue(forKey: key) else { return }
+        guard !connections.isEmpty, var c = connections.removeValue(forKey: key) else { return }
+        budget.release(c.clientStream.buffered + c.serverStream.buffered)
+        // What waited behind a hole is parsed now (the holes are reported), then unanswered requests go out.
+        var messages: [HTTPStreamParser.Message] = []
+        var parser = c.client
+        c.clientStream.finish { e in
+            switch e {
+            case .data(let d): parser.feed(d) { messages.append($0) }
+            case .gap: parser.gap()
+            }
+        }
+        for case .request(let r) in messages { c.pending.append(r) }
         for r in c.pending { publish(event(c, r, nil, ts)) }
     }
 
@@ -142,9 +177,12 @@ public struct HTTPCounters: Sendable {
     public var gaps: UInt64 = 0
     public var malformed: UInt64 = 0
     public var tableCleared: UInt64 = 0
+    /// Connections that gave up their holes because the worker's TCP memcap was reached.
+    public var memcapSkips: UInt64 = 0
     public init() {}
 
     mutating func merge(_ o: HTTPCounters) {
+        memcapSkips += o.memcapSkips
         connections += o.connections; requests += o.requests; responses += o.responses
         responsesWithoutRequest += o.responsesWithoutRequest; gaps += o.gaps; malformed += o.malformed
         tableCleared += o.tableCleared

@@ -18,6 +18,9 @@ public struct PipelineConfiguration: Sendable {
     public var flowIdleTimeoutNanoseconds: UInt64 = 120_000_000_000
     /// Memory each worker may hold for IP reassembly, and how long an incomplete datagram waits.
     public var reassemblyMemoryBytes = 32 << 20
+    /// Out-of-order TCP bytes each worker may hold for the application parsers (all connections together); past
+    /// it, the connection that needs more gives up its holes (gaps reported to its parser, counted).
+    public var tcpReassemblyMemcapBytes = 64 << 20
     public var reassemblyTimeoutNanoseconds: UInt64 = 30_000_000_000
     /// Prefixes naming the device side of flows; empty: the client of each flow is its device.
     public var subscribers = SubscriberPrefixes()

@@ -16,7 +16,12 @@ final class TLSTracker {
     private let maxConnections: Int
     var counters = TLSCounters()
 
-    init(maxConnections: Int = 65536) { self.maxConnections = maxConnections }
+    private let budget: StreamBudget
+
+    init(maxConnections: Int = 65536, budget: StreamBudget) {
+        self.maxConnections = maxConnections
+        self.budget = budget
+    }
 
     /// Cheap gate on the hot path for a client segment of a connection not seen yet: a SYN, or data that starts
     /// like a TLS handshake record or an HTTP CONNECT.
@@ -42,22 +47,38 @@ final class TLSTracker {
             guard Self.mightStart(payload, syn: syn) else { return nil }
             if streams.count >= maxConnections {
                 counters.tableCleared &+= 1
+                for s in streams.values { budget.release(s.reassembler.buffered) }
                 streams.removeAll(keepingCapacity: true)
             }
             stream = Stream()
         }
         var outcome: TLSClientHelloCollector.Outcome?
-        stream.reassembler.add(seq: seq, syn: syn, payload: payload) { event in
+        // Separate variables: the reassembler calls `deliver`, which feeds the collector (no overlapping access).
+        var reassembler = stream.reassembler
+        var collector = stream.collector
+        let before = reassembler.buffered
+        func deliver(_ event: StreamReassembler.Event) {
             guard outcome == nil else { return }
             switch event {
-            case .data(let bytes): outcome = stream.collector.feed(bytes)
-            case .gap: outcome = stream.collector.gap()
+            case .data(let bytes): outcome = collector.feed(bytes)
+            case .gap: outcome = collector.gap()
             }
         }
+        reassembler.add(seq: seq, syn: syn, payload: payload, deliver: deliver)
+        if budget.charge(reassembler.buffered - before) {
+            // Over the worker's memcap: this stream gives up its holes now.
+            let held = reassembler.buffered
+            reassembler.finish(deliver)
+            budget.release(held)
+            counters.memcapSkips &+= 1
+        }
+        stream.reassembler = reassembler
+        stream.collector = collector
         guard let outcome else {
             streams[key] = stream
             return nil
         }
+        budget.release(stream.reassembler.buffered)
         streams[key] = Stream(done: true)  // the buffers go; the tombstone keeps later segments out
         switch outcome {
         case .gaveUp:
@@ -81,8 +102,27 @@ final class TLSTracker {
 
     /// The connection ended: its state goes.
     func ended(_ key: FlowKey) {
-        if !streams.isEmpty { streams[key] = nil }
+        guard !streams.isEmpty, let s = streams.removeValue(forKey: key) else { return }
+        budget.release(s.reassembler.buffered)
     }
+}
+
+/// Out-of-order TCP bytes held by one worker's parsers, against `--reassembly-memcap`.
+final class StreamBudget {
+    let capacity: Int
+    private(set) var used = 0
+    private(set) var peak = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Adds `delta` (may be negative); true when the worker is now over its cap.
+    func charge(_ delta: Int) -> Bool {
+        used += delta
+        if used > peak { peak = used }
+        return used > capacity
+    }
+
+    func release(_ bytes: Int) { used -= bytes }
 }
 
 /// What the TLS tracker counted.
@@ -91,9 +131,12 @@ public struct TLSCounters: Sendable {
     /// Client streams followed that turned out not to start with a ClientHello (or had a gap before its end).
     public var notTLS: UInt64 = 0
     public var tableCleared: UInt64 = 0
+    /// Streams that gave up their holes because the worker's TCP memcap was reached.
+    public var memcapSkips: UInt64 = 0
     public init() {}
 
     mutating func merge(_ o: TLSCounters) {
         clientHellos += o.clientHellos; notTLS += o.notTLS; tableCleared += o.tableCleared
+        memcapSkips += o.memcapSkips
     }
 }

@@ -24,6 +24,9 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Megabytes each worker may hold for IP fragment reassembly.")
     var reassemblyMemory: Int = 32
 
+    @Option(help: "Megabytes of out-of-order TCP data each worker may hold for the HTTP and TLS parsers.")
+    var reassemblyMemcap: Int = 64
+
     @Option(help: "Seconds an incomplete IP datagram waits for its fragments.")
     var reassemblyTimeout: Double = 30
 
@@ -52,6 +55,10 @@ struct PipelineOptions: ParsableArguments {
             throw ValidationError("--reassembly-memory must be 1...1048576 MB, got \(reassemblyMemory)")
         }
         c.reassemblyMemoryBytes = reassemblyMemory << 20
+        guard reassemblyMemcap >= 1, reassemblyMemcap <= 1 << 20 else {
+            throw ValidationError("--reassembly-memcap must be 1...1048576 MB, got \(reassemblyMemcap)")
+        }
+        c.tcpReassemblyMemcapBytes = reassemblyMemcap << 20
         guard reassemblyTimeout > 0, reassemblyTimeout <= 3600 else {
             throw ValidationError("--reassembly-timeout must be > 0 and at most 3600 seconds, got \(reassemblyTimeout)")
         }

@@ -62,11 +62,11 @@ enum SummaryFormatter {
             ("http", [
                 ("connections", c.http.connections), ("requests", c.http.requests), ("responses", c.http.responses),
                 ("responses_without_request", c.http.responsesWithoutRequest), ("stream_gaps", c.http.gaps),
-                ("table_cleared", c.http.tableCleared),
+                ("memcap_skips", c.http.memcapSkips), ("table_cleared", c.http.tableCleared),
             ] as [(String, Any)]),
             ("tls", [
                 ("client_hellos", c.tls.clientHellos), ("streams_not_tls", c.tls.notTLS),
-                ("table_cleared", c.tls.tableCleared),
+                ("memcap_skips", c.tls.memcapSkips), ("table_cleared", c.tls.tableCleared),
             ] as [(String, Any)]),
             ("malformed_packets", malformed),
             ("errors", errors),

@@ -108,3 +108,62 @@ struct TLSEventTests {
         #expect(s.counters.tls.clientHellos == 1)
     }
 }
+
+@Suite("HTTP web_link events through the pipeline")
+struct HTTPEventTests {
+    /// A GET and its response on one connection; the request's segments arrive last-first.
+    func capture() throws -> TempFile {
+        let client = IPAddress("10.45.0.9")!, server = IPAddress("203.0.113.80")!
+        let request = Array("GET /img/logo.png HTTP/1.1\r\nHost: cdn.example\r\nUser-Agent: t\r\n\r\n".utf8)
+        let response = Array(("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nCache-Control: max-age=600\r\nETag: \"e1\"\r\n"
+            + "Via: 1.1 edge-a\r\nX-Cache: HIT\r\nServer: nginx\r\nContent-Type: image/png\r\nAge: 12\r\n\r\nPNG!").utf8)
+        func tcp(_ fromClient: Bool, seq: UInt32, ack: UInt32 = 0, flags: UInt8, _ data: ArraySlice<UInt8> = []) -> [UInt8] {
+            PacketBuilder.build([.ethernet(), fromClient ? .ipv4(src: client, dst: server) : .ipv4(src: server, dst: client),
+                                 fromClient ? .tcp(src: 40100, dst: 80, seq: seq, ack: ack, flags: flags)
+                                            : .tcp(src: 80, dst: 40100, seq: seq, ack: ack, flags: flags),
+                                 .payload(Array(data))])
+        }
+        let c0: UInt32 = 100, s0: UInt32 = 7000
+        let half = request.count / 2
+        let frames = [
+            tcp(true, seq: c0, flags: TCPFlags.syn), tcp(false, seq: s0, ack: c0 + 1, flags: TCPFlags.synAck),
+            tcp(true, seq: c0 + 1 + UInt32(half), flags: TCPFlags.pshAck, request[half...]),
+            tcp(true, seq: c0 + 1, flags: TCPFlags.pshAck, request[..<half]),
+            tcp(false, seq: s0 + 1, flags: TCPFlags.pshAck, response[...]),
+        ]
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        for (i, f) in frames.enumerated() { try w.write(packet: f, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i)) }
+        try w.close()
+        return file
+    }
+
+    @Test("one web_link with the response's fields and the storage decision")
+    func webLink() throws {
+        let file = try capture()
+        let seen = CollectedEvents()
+        let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path], onEvent: { seen.add($0) })
+        let e = try #require(seen.all.first)
+        #expect(seen.all.count == 1 && s.webLinkEvents == 1)
+        #expect(e.kind == .webLink && e.method == "GET" && e.url == "http://cdn.example/img/logo.png")
+        #expect(e.status == 200 && e.cacheable == true)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(e.jsonLine().utf8)) as? [String: Any])
+        #expect(json["cache_control"] as? String == "max-age=600" && json["etag"] as? String == "\"e1\"")
+        #expect(json["via"] as? String == "1.1 edge-a" && json["x_cache"] as? String == "HIT")
+        #expect(json["server_software"] as? String == "nginx" && json["content_length"] as? Int == 4 && json["age"] as? Int == 12)
+        #expect(json["client"] as? String == "10.45.0.9:40100" && json["server"] as? String == "203.0.113.80:80")
+    }
+
+    @Test("past the TCP memcap a connection gives up its hole: counted, and the request behind it is not invented")
+    func memcap() throws {
+        let file = try capture()
+        var c = PipelineConfiguration()
+        c.tcpReassemblyMemcapBytes = 8
+        let seen = CollectedEvents()
+        let s = try ReplayPipeline(configuration: c).run(files: [file.path], onEvent: { seen.add($0) })
+        #expect(s.counters.http.memcapSkips >= 1)
+        #expect(s.counters.http.gaps >= 1)
+        #expect(seen.all.allSatisfy { $0.url != "http://cdn.example/img/logo.png" || $0.status == nil },
+                "a request whose first half was skipped cannot be read")
+    }
+}
