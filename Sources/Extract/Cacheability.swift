@@ -16,3 +16,24 @@ public enum Cacheability {
         return explicit || heuristicStatuses.contains(r.status)
     }
 }
+
+/// Names the edge proxy that served a response: the last `Via` entry's received-by (the hop nearest the client),
+/// else the host after "from" in `X-Cache` (Squid style "HIT from edge-a"), else the `Server` product. nil when the
+/// response names none (the server address then identifies the application).
+public enum EdgeProxy {
+    public static func identify(_ r: HTTPResponse) -> String? {
+        if let via = r.headers["via"], let last = via.split(separator: ",").last {
+            // "1.1 edge-a (nginx)" -> "edge-a"
+            let parts = last.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2 { return String(parts[1]) }
+        }
+        if let xc = r.headers["x-cache"] {
+            let words = xc.split(separator: " ", omittingEmptySubsequences: true)
+            if let i = words.firstIndex(where: { $0.lowercased() == "from" }), i + 1 < words.count {
+                return String(words[i + 1])
+            }
+        }
+        if let server = r.headers["server"]?.trimmingSpaces(), !server.isEmpty { return server }
+        return nil
+    }
+}

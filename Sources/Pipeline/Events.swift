@@ -33,6 +33,8 @@ public struct StateEvent: Sendable {
     /// Lower-cased response header names of interest -> value.
     public var responseHeaders: [String: String] = [:]
     public var cacheable: Bool?
+    /// The edge proxy that served the response (Via / X-Cache / Server), an addition to EVENTS.md's fields.
+    public var proxy: String?
 
     /// One JSON object on one line (EVENTS.md): fields not known are omitted.
     public func jsonLine() -> String {
@@ -60,6 +62,7 @@ public struct StateEvent: Sendable {
                 }
             }
             if let cacheable { out += ",\"cacheable\":\(cacheable)" }
+            if let proxy { out += ",\"proxy\":\(quote(proxy))" }
         }
         if kind == .serverName {
             out += ",\"transport\":\(quote(transport))"

@@ -163,6 +163,7 @@ final class HTTPTracker {
             e.status = response.status
             e.responseHeaders = response.headers
             e.cacheable = Cacheability.isCacheable(method: r.method, response: response)
+            e.proxy = EdgeProxy.identify(response)
         }
         return e
     }

@@ -72,6 +72,15 @@ struct HTTPTests {
         #expect(s.count == 1)
     }
 
+    @Test("the serving edge proxy: last Via hop, else X-Cache's host, else Server")
+    func proxy() {
+        #expect(EdgeProxy.identify(HTTPResponse(status: 200, version: "HTTP/1.1",
+                                                headers: ["via": "1.1 origin-shield, 1.1 edge-a (nginx)", "server": "nginx"])) == "edge-a")
+        #expect(EdgeProxy.identify(HTTPResponse(status: 200, version: "HTTP/1.1", headers: ["x-cache": "HIT from edge-b"])) == "edge-b")
+        #expect(EdgeProxy.identify(HTTPResponse(status: 200, version: "HTTP/1.1", headers: ["server": "ATS/9.2"])) == "ATS/9.2")
+        #expect(EdgeProxy.identify(HTTPResponse(status: 200, version: "HTTP/1.1")) == nil)
+    }
+
     @Test("RFC 9111 storage decision", arguments: [
         ("GET", 200, ["cache-control": "max-age=60"], true),
         ("GET", 200, [:], true),  // heuristically cacheable status

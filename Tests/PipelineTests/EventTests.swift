@@ -152,6 +152,7 @@ struct HTTPEventTests {
         #expect(json["via"] as? String == "1.1 edge-a" && json["x_cache"] as? String == "HIT")
         #expect(json["server_software"] as? String == "nginx" && json["content_length"] as? Int == 4 && json["age"] as? Int == 12)
         #expect(json["client"] as? String == "10.45.0.9:40100" && json["server"] as? String == "203.0.113.80:80")
+        #expect(json["proxy"] as? String == "edge-a")
     }
 
     @Test("past the TCP memcap a connection gives up its hole: counted, and the request behind it is not invented")
