@@ -6,8 +6,8 @@ set -euo pipefail
 # Build: the C libraries behind CModules/ and clang for the XDP programs in bpf/.
 PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
 # Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
-# (dropping capabilities), ethtool (veth drop counters).
-LIVE=(iproute2 iputils-ping util-linux ethtool)
+# (dropping capabilities), ethtool (veth drop counters), nginx and curl (the real-traffic test through a TAP).
+LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl python3)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
 if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
 if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi

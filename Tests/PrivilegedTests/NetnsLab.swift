@@ -57,12 +57,12 @@ final class BackgroundProcess {
 
     func signal(_ sig: Int32) { if process.isRunning { kill(process.processIdentifier, sig) } }
 
-    /// Waits at most `timeout` seconds, then kills it (recorded as an issue).
-    func wait(timeout: Double) -> CommandResult {
+    /// Waits at most `timeout` seconds, then kills it (recorded as an issue unless `expectKill`).
+    func wait(timeout: Double, expectKill: Bool = false) -> CommandResult {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            Issue.record("\(arguments.joined(separator: " ")) did not finish in \(timeout) s; killed")
+            if !expectKill { Issue.record("\(arguments.joined(separator: " ")) did not finish in \(timeout) s; killed") }
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
