@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
 # Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
 # (dropping capabilities), ethtool (veth drop counters), nginx and curl (the real-traffic test through a TAP).
-LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl python3)
+LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
 if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
 if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi
