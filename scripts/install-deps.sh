@@ -18,6 +18,11 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The real-traffic tests drive a real QUIC client: aioquic from PyPI.
+if [[ "${1:-}" == "--test" ]] && ! python3 -c "import aioquic" 2>/dev/null; then
+  echo "installing: aioquic (PyPI)" >&2
+  python3 -m pip install -q aioquic
+fi
 if ((${#missing[@]})); then
   SUDO=""
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi

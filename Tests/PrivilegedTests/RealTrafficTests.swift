@@ -171,4 +171,61 @@ struct RealTrafficTests {
         #expect(logged.count >= 10)
         #expect(seen.sorted() == logged.sorted(), "events \(seen.sorted())\naccess log \(logged.sorted())")
     }
+
+    @Test("QUIC Initials from a real client (aioquic, v1 and v2) give their server name and ALPN")
+    func quicClient() throws {
+        let lab = try TapLab()
+        defer { lab.remove() }
+        let events = FileManager.default.temporaryDirectory.appendingPathComponent("statetap-events-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: events) }
+        // UDP 4433 is not steered by default: the v2 client uses it, so the port list is configured.
+        let capture = BackgroundProcess(["ip", "netns", "exec", lab.nsT, statetapBinary, "capture", "-i", "rt0",
+                                         "--udp-ports", "443,4433", "--stats-interval", "0", "--json",
+                                         "--events", "jsonl", "--events-out", events])
+        try capture.start()
+        defer { capture.signal(SIGKILL) }
+        let deadline = Date().addingTimeInterval(30)
+        while !capture.stderrSoFar.contains("capturing on"), capture.isRunning, Date() < deadline { usleep(50_000) }
+        try #require(capture.stderrSoFar.contains("capturing on"), "capture did not start: \(capture.stderrSoFar)")
+        // No server: the client's Initials (and their retransmissions) are all that is needed.
+        let client = """
+            import asyncio, sys
+            from aioquic.asyncio import connect
+            from aioquic.quic.configuration import QuicConfiguration
+            from aioquic.quic.packet import QuicProtocolVersion
+            async def main(host, port, name, alpn, version):
+                c = QuicConfiguration(is_client=True, alpn_protocols=[alpn], server_name=name)
+                c.supported_versions = [QuicProtocolVersion.VERSION_2 if version == "2" else QuicProtocolVersion.VERSION_1]
+                try:
+                    async with connect(host, int(port), configuration=c, wait_connected=True):
+                        pass
+                except Exception:
+                    pass
+            try:
+                asyncio.run(asyncio.wait_for(main(*sys.argv[1:]), 1.5))
+            except Exception:
+                pass
+            print("sent")
+            """
+        for (port, name, alpn, version) in [("443", "edge-one.example", "h3", "1"), ("4433", "edge-two.example", "hq-interop", "2")] {
+            let r = try sh(["ip", "netns", "exec", lab.nsC, "python3", "-c", client, lab.serverAddress, port, name, alpn, version],
+                           timeout: 30)
+            try #require(r.stdout.contains("sent"), "aioquic client failed (is aioquic installed?): \(r.stderr)")
+        }
+        usleep(500_000)
+        capture.signal(SIGINT)
+        let result = capture.wait(timeout: 30)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = ((try? String(contentsOfFile: events, encoding: .utf8)) ?? "").split(separator: "\n")
+        let names = try lines.compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["kind"] as? String == "server_name" }
+        #expect(names.count == 2, "one event per connection, retransmitted Initials included: \(names)")
+        let one = names.first { $0["sni"] as? String == "edge-one.example" }
+        let two = names.first { $0["sni"] as? String == "edge-two.example" }
+        #expect(one?["transport"] as? String == "quic" && one?["alpn"] as? [String] == ["h3"])
+        #expect(one?["quic_version"] as? String == "0x00000001")
+        #expect((one?["server"] as? String) == "\(lab.serverAddress):443")
+        #expect((one?["client"] as? String)?.hasPrefix(lab.clientAddress + ":") == true)
+        #expect(two?["alpn"] as? [String] == ["hq-interop"] && two?["quic_version"] as? String == "0x6b3343cf")
+    }
 }
