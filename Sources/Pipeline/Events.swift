@@ -104,6 +104,22 @@ private func tlsVersionName(_ v: UInt16) -> String {
 }
 
 extension StateEvent {
+    /// A server_name event from a parsed ClientHello.
+    static func serverName(_ info: ClientHelloInfo, transport: String, ts: UInt64, device: IPAddress,
+                           client: IPAddress, clientPort: UInt16, server: IPAddress, serverPort: UInt16,
+                           packet p: DecodedPacket) -> StateEvent
+    {
+        var e = StateEvent(kind: .serverName, timestampNanoseconds: ts, device: device, client: client,
+                           clientPort: clientPort, server: server, serverPort: serverPort, vlans: vlanList(p),
+                           teid: p.hasTEID ? p.teid : nil)
+        e.transport = transport
+        e.serverName = info.serverName
+        e.alpn = info.alpn
+        e.tlsVersions = info.supportedVersions
+        e.encryptedClientHello = info.encryptedClientHello
+        return e
+    }
+
     /// Response header -> EVENTS.md field, and whether the value is a number.
     static let responseFields: [(String, String, Bool)] = [
         ("cache-control", "cache_control", false), ("expires", "expires", false), ("etag", "etag", false),
@@ -121,6 +137,9 @@ extension String {
         return String(s)
     }
 }
+
+/// A JSON string literal (also used by the CLI's summary).
+public func jsonQuoted(_ s: String) -> String { quote(s) }
 
 /// A JSON string literal.
 func quote(_ s: String) -> String {

@@ -60,16 +60,11 @@ final class QUICTracker {
                     continue
                 }
                 counters.clientHellos &+= 1
-                var e = StateEvent(kind: .serverName, timestampNanoseconds: ts, device: device, client: p.source,
-                                   clientPort: p.sourcePort, server: p.destination, serverPort: p.destinationPort,
-                                   vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
-                e.transport = "quic"
-                e.serverName = info.serverName
-                e.alpn = info.alpn
-                e.tlsVersions = info.supportedVersions
+                var e = StateEvent.serverName(info, transport: "quic", ts: ts, device: device, client: p.source,
+                                              clientPort: p.sourcePort, server: p.destination,
+                                              serverPort: p.destinationPort, packet: p)
                 e.quicVersion = initial.version
                 e.dcid = initial.dcid
-                e.encryptedClientHello = info.encryptedClientHello
                 return e
             }
             return nil

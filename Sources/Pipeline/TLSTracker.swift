@@ -86,17 +86,10 @@ final class TLSTracker {
             return nil
         case .clientHello(let info):
             counters.clientHellos &+= 1
-            var e = StateEvent(kind: .serverName, timestampNanoseconds: ts,
-                               device: entry.hasDevice ? entry.device : entry.clientAddress,
-                               client: entry.clientAddress, clientPort: entry.clientPort,
-                               server: entry.serverAddress, serverPort: entry.serverPort,
-                               vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
-            e.transport = "tls"
-            e.serverName = info.serverName
-            e.alpn = info.alpn
-            e.tlsVersions = info.supportedVersions
-            e.encryptedClientHello = info.encryptedClientHello
-            return e
+            return StateEvent.serverName(info, transport: "tls", ts: ts,
+                                         device: entry.hasDevice ? entry.device : entry.clientAddress,
+                                         client: entry.clientAddress, clientPort: entry.clientPort,
+                                         server: entry.serverAddress, serverPort: entry.serverPort, packet: p)
         }
     }
 

@@ -98,21 +98,7 @@ enum SummaryFormatter {
         }
     }
 
-    private static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    private static func quote(_ s: String) -> String { jsonQuoted(s) }
 
     static func text(_ s: PipelineSummary, live: LiveReport? = nil) -> String {
         var lines: [String] = []
