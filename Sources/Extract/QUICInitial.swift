@@ -91,9 +91,10 @@ public enum QUICDatagram: Sendable {
 }
 
 public enum QUICInitialParser {
-    /// Parses the long-header packets of a datagram and decrypts the Initials among them (`keys` caches per DCID
-    /// key material across packets of a connection).
-    public static func parse(_ datagram: [UInt8]) -> QUICDatagram {
+    /// Parses the long-header packets of a datagram and decrypts the Initials among them. `wants(version, dcid)`
+    /// is asked before each Initial is decrypted (key derivation and AEAD are the costly part): false skips it,
+    /// e.g. for a connection whose ClientHello is already known.
+    public static func parse(_ datagram: [UInt8], wants: (UInt32, [UInt8]) -> Bool = { _, _ in true }) -> QUICDatagram {
         var offset = 0
         var initials: [QUICInitialPacket] = []
         var sawOther = false
@@ -126,7 +127,9 @@ public enum QUICInitialParser {
             p += n
             let end = p + Int(length)
             guard end <= datagram.count, length >= 20 else { return .invalid("packet length \(length) past the datagram") }
-            if isInitial {
+            if isInitial && !wants(version, dcid) {
+                sawOther = true
+            } else if isInitial {
                 guard let packet = decrypt(datagram, start: offset, pnOffset: p, end: end, info: info, dcid: dcid,
                                            scid: scid)
                 else { return initials.isEmpty ? .invalid("Initial did not decrypt") : .initials(initials) }

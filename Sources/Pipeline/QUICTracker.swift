@@ -12,6 +12,8 @@ final class QUICTracker {
     }
 
     private var streams: [Key: CryptoStreamAssembler] = [:]
+    /// Initials that did not decrypt with client keys (a server's Initials, another client's keys): not tried again.
+    private var undecryptable: Set<Key> = []
     private let maxConnections: Int
     var counters = QUICCounters()
 
@@ -27,7 +29,23 @@ final class QUICTracker {
     /// Handles one UDP payload; returns a server_name event when a ClientHello completed.
     @inline(never)
     func handle(_ payload: UnsafeRawBufferPointer, packet p: DecodedPacket, device: IPAddress, ts: UInt64) -> StateEvent? {
-        switch QUICInitialParser.parse(Array(payload)) {
+        var sourceIsA = false
+        let flow = FlowKey(p, sourceIsA: &sourceIsA)
+        var lastTried: Key?
+        let result = QUICInitialParser.parse(Array(payload)) { _, dcid in
+            let key = Key(flow: flow, dcid: dcid)
+            if streams[key]?.finished == true || undecryptable.contains(key) {
+                counters.skipped &+= 1
+                return false
+            }
+            lastTried = key
+            return true
+        }
+        if case .invalid = result, let key = lastTried {
+            if undecryptable.count >= maxConnections { undecryptable.removeAll(keepingCapacity: true) }
+            undecryptable.insert(key)
+        }
+        switch result {
         case .unsupportedVersion:
             counters.unsupportedVersion &+= 1
             return nil
@@ -37,8 +55,6 @@ final class QUICTracker {
             return nil
         case .initials(let initials):
             counters.initials &+= UInt64(initials.count)
-            var sourceIsA = false
-            let flow = FlowKey(p, sourceIsA: &sourceIsA)
             for initial in initials {
                 let key = Key(flow: flow, dcid: initial.dcid)
                 var stream = streams[key] ?? {
@@ -80,9 +96,12 @@ public struct QUICCounters: Sendable {
     public var notDecrypted: UInt64 = 0
     public var unsupportedVersion: UInt64 = 0
     public var tableCleared: UInt64 = 0
+    /// Initials not decrypted again: their connection's ClientHello was known, or their keys failed before.
+    public var skipped: UInt64 = 0
     public init() {}
 
     mutating func merge(_ o: QUICCounters) {
+        skipped += o.skipped
         initials += o.initials; clientHellos += o.clientHellos; clientHelloMalformed += o.clientHelloMalformed
         notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared
     }

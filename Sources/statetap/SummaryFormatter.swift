@@ -57,7 +57,8 @@ enum SummaryFormatter {
             ("quic", [
                 ("initials_decrypted", c.quic.initials), ("client_hellos", c.quic.clientHellos),
                 ("client_hellos_malformed", c.quic.clientHelloMalformed), ("not_decrypted", c.quic.notDecrypted),
-                ("unsupported_version", c.quic.unsupportedVersion), ("table_cleared", c.quic.tableCleared),
+                ("unsupported_version", c.quic.unsupportedVersion), ("skipped_known", c.quic.skipped),
+                ("table_cleared", c.quic.tableCleared),
             ] as [(String, Any)]),
             ("http", [
                 ("connections", c.http.connections), ("requests", c.http.requests), ("responses", c.http.responses),

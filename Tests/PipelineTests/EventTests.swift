@@ -63,6 +63,7 @@ struct QUICEventTests {
         #expect(object["dcid"] as? String == "8394c8f03e515708")
         #expect(object["vlan"] == nil && object["teid"] == nil, "unknown fields are omitted")
         #expect(s.counters.quic.clientHellos == 3)
+        #expect(s.counters.quic.skipped == 1, "the retransmitted Initial of a known connection is not decrypted again")
     }
 }
 
