@@ -59,7 +59,8 @@ let package = Package(
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
         // Wiring: source thread -> rings -> decode workers -> sink; statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract", "CStatetapShims"],
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract", "PacketCraft",
+                                      "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),

@@ -56,7 +56,7 @@ public struct StateEvent: Sendable {
             for (header, field, numeric) in Self.responseFields {
                 guard let v = responseHeaders[header] else { continue }
                 if numeric {
-                    if let n = Int(v.trimmingSpacesForJSON()) { out += ",\"\(field)\":\(n)" }
+                    if let n = Int(v.trimmingSpaces()) { out += ",\"\(field)\":\(n)" }
                 } else {
                     out += ",\"\(field)\":\(quote(v))"
                 }
@@ -127,15 +127,6 @@ extension StateEvent {
         ("content-length", "content_length", true), ("age", "age", true), ("via", "via", false),
         ("x-cache", "x_cache", false), ("server", "server_software", false),
     ]
-}
-
-extension String {
-    func trimmingSpacesForJSON() -> String {
-        var s = Substring(self)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
-    }
 }
 
 /// A JSON string literal (also used by the CLI's summary).

@@ -5,7 +5,9 @@ import Flows
 /// Follows HTTP/1.x connections in one worker: both directions reassembled, requests and responses parsed and
 /// paired in order, a web_link event per request (with its response when seen). Bounded in connections.
 final class HTTPTracker {
-    private struct Connection {
+    /// A class: updated in place per segment (a struct copied out of the dictionary and back would copy its
+    /// buffers on every write).
+    private final class Connection {
         var clientStream = StreamReassembler(maxBuffered: 256 * 1024)
         var serverStream = StreamReassembler(maxBuffered: 256 * 1024)
         var client: HTTPStreamParser
@@ -14,8 +16,19 @@ final class HTTPTracker {
         /// A CONNECT succeeded: the rest of the connection is a tunnel, not HTTP.
         var tunnel = false
         var entry: FlowEntry
-        var vlans: [UInt16]
-        var teid: UInt32?
+        let vlans: [UInt16]
+        let teid: UInt32?
+
+        init(fromStart: Bool, entry: FlowEntry, vlans: [UInt16], teid: UInt32?) {
+            client = HTTPStreamParser(side: .client, fromStart: fromStart)
+            server = HTTPStreamParser(side: .server, fromStart: fromStart)
+            self.entry = entry
+            self.vlans = vlans
+            self.teid = teid
+        }
+
+        var buffered: Int { clientStream.buffered + serverStream.buffered }
+        var malformed: Int { client.malformed + server.malformed }
     }
 
     private var connections: [FlowKey: Connection] = [:]
@@ -53,59 +66,53 @@ final class HTTPTracker {
                 packet p: DecodedPacket, ts: UInt64, publish: (StateEvent) -> Void)
     {
         let key = entry.key
-        var c: Connection
+        let c: Connection
         if let existing = connections[key] {
             c = existing
         } else {
             guard Self.mightStart(payload, syn: syn, serverPort: entry.serverPort) else { return }
             if connections.count >= maxConnections {
                 counters.tableCleared &+= 1
-                for old in connections.values { budget.release(old.clientStream.buffered + old.serverStream.buffered) }
+                for old in connections.values { budget.release(old.buffered) }
                 connections.removeAll(keepingCapacity: true)
             }
-            let fromStart = syn
-            c = Connection(client: HTTPStreamParser(side: .client, fromStart: fromStart),
-                           server: HTTPStreamParser(side: .server, fromStart: fromStart),
-                           entry: entry, vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
+            c = Connection(fromStart: syn, entry: entry, vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
+            connections[key] = c
             counters.connections &+= 1
         }
         c.entry = entry
         var messages: [HTTPStreamParser.Message] = []
-        // Separate variables: a reassembler calls back into its parser (no overlapping access to `c`).
-        var clientStream = c.clientStream, serverStream = c.serverStream
-        var clientParser = c.client, serverParser = c.server
         var gaps: UInt64 = 0
-        let before = clientStream.buffered + serverStream.buffered
+        let before = c.buffered
+        let malformedBefore = c.malformed
+        // A reassembler calls back into its parser: different properties of the connection, updated in place.
         func toClientParser(_ e: StreamReassembler.Event) {
             switch e {
-            case .data(let d): clientParser.feed(d) { messages.append($0) }
-            case .gap: clientParser.gap(); gaps &+= 1
+            case .data(let d): c.client.feed(d) { messages.append($0) }
+            case .gap: c.client.gap(); gaps &+= 1
             }
         }
         func toServerParser(_ e: StreamReassembler.Event) {
             switch e {
-            case .data(let d): serverParser.feed(d) { messages.append($0) }
-            case .gap: serverParser.gap(); gaps &+= 1
+            case .data(let d): c.server.feed(d) { messages.append($0) }
+            case .gap: c.server.gap(); gaps &+= 1
             }
         }
         if fromClient {
-            if !c.tunnel { clientStream.add(seq: seq, syn: syn, payload: payload, deliver: toClientParser) }
+            if !c.tunnel { c.clientStream.add(seq: seq, syn: syn, payload: payload, deliver: toClientParser) }
         } else {
-            serverStream.add(seq: seq, syn: syn, payload: payload, deliver: toServerParser)
+            c.serverStream.add(seq: seq, syn: syn, payload: payload, deliver: toServerParser)
         }
-        if budget.charge(clientStream.buffered + serverStream.buffered - before) {
+        if budget.charge(c.buffered - before) {
             // Over the worker's memcap: this connection gives up its holes now (its parsers resynchronize).
-            let held = clientStream.buffered + serverStream.buffered
-            clientStream.finish(toClientParser)
-            serverStream.finish(toServerParser)
+            let held = c.buffered
+            c.clientStream.finish(toClientParser)
+            c.serverStream.finish(toServerParser)
             budget.release(held)
             counters.memcapSkips &+= 1
         }
         counters.gaps &+= gaps
-        c.clientStream = clientStream
-        c.serverStream = serverStream
-        c.client = clientParser
-        c.server = serverParser
+        counters.malformed &+= UInt64(c.malformed - malformedBefore)
         for m in messages {
             switch m {
             case .request(let r):
@@ -123,21 +130,18 @@ final class HTTPTracker {
                 publish(event(c, c.pending.removeFirst(), r, ts))
             }
         }
-        counters.malformed = UInt64(c.client.malformed + c.server.malformed)  // last connection's, informational
-        connections[key] = c
     }
 
     /// The connection ended: requests still waiting for a response are reported without one.
     func ended(_ key: FlowKey, ts: UInt64, publish: (StateEvent) -> Void) {
-        guard !connections.isEmpty, var c = connections.removeValue(forKey: key) else { return }
-        budget.release(c.clientStream.buffered + c.serverStream.buffered)
+        guard !connections.isEmpty, let c = connections.removeValue(forKey: key) else { return }
+        budget.release(c.buffered)
         // What waited behind a hole is parsed now (the holes are reported), then unanswered requests go out.
         var messages: [HTTPStreamParser.Message] = []
-        var parser = c.client
         c.clientStream.finish { e in
             switch e {
-            case .data(let d): parser.feed(d) { messages.append($0) }
-            case .gap: parser.gap()
+            case .data(let d): c.client.feed(d) { messages.append($0) }
+            case .gap: c.client.gap()
             }
         }
         for case .request(let r) in messages { c.pending.append(r) }

@@ -1,4 +1,5 @@
 import Capture
+import PacketCraft
 import Decode
 import Synchronization
 import XDPCapture
@@ -89,6 +90,8 @@ public final class LivePipeline: @unchecked Sendable {
     private var sinkThread: PosixThread?
     private let sourcesFinished: [RunControl]
     private var startTime: UInt64 = 0
+    /// Why a `--write-pcap` file stopped early (set by `finish`).
+    public private(set) var pcapErrors: [String] = []
 
     public init(configuration c: PipelineConfiguration, live: LiveConfiguration,
                 onFlow: (@Sendable (FlowRecord) -> Void)? = nil,
@@ -131,10 +134,10 @@ public final class LivePipeline: @unchecked Sendable {
                         observer: onFlow, eventObserver: onEvent)
         var sources: [XDPSource] = []
         for (i, s) in sockets.enumerated() {
-            var dumper: CaptureFileDumper?
+            var dumper: PcapWriter?
             if let path = live.pcapPath {
                 let file = sockets.count == 1 ? path : "\(path).q\(s.queueID)"
-                do { dumper = try CaptureFileDumper(path: file) } catch {
+                do { dumper = try PcapWriter(path: file, linkType: .ethernet) } catch {
                     throw CaptureError(.system, "--write-pcap: \(error)")
                 }
             }
@@ -221,6 +224,7 @@ public final class LivePipeline: @unchecked Sendable {
         for s in sources { s.reclaimAfterJoin() }
         let stats = statistics()
         attachment.detach()
+        pcapErrors = sources.compactMap(\.writeError)
         var s = PipelineSummary()
         s.files = []
         s.workers = workers.first?.count ?? 1

@@ -6,10 +6,19 @@ import Flows
 /// in order (`StreamReassembler`) only until its ClientHello is complete or it is clearly not TLS; then the
 /// connection is marked done and costs nothing more. Bounded in connections and buffered bytes.
 final class TLSTracker {
-    private struct Stream {
+    /// A class: updated in place per segment (a struct copied out of the dictionary and back would copy its
+    /// buffers on every write).
+    private final class Stream {
         var reassembler = StreamReassembler(maxBuffered: 64 * 1024)
         var collector = TLSClientHelloCollector()
         var done = false
+
+        /// Done: the buffers go, the entry stays as a tombstone that keeps later segments out.
+        func close() {
+            done = true
+            reassembler = StreamReassembler(maxBuffered: 0)
+            collector = TLSClientHelloCollector()
+        }
     }
 
     private var streams: [FlowKey: Stream] = [:]
@@ -39,7 +48,7 @@ final class TLSTracker {
     func handle(key: FlowKey, seq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer, packet p: DecodedPacket,
                 entry: FlowEntry, ts: UInt64) -> StateEvent?
     {
-        var stream: Stream
+        let stream: Stream
         if let s = streams[key] {
             guard !s.done else { return nil }
             stream = s
@@ -51,35 +60,29 @@ final class TLSTracker {
                 streams.removeAll(keepingCapacity: true)
             }
             stream = Stream()
+            streams[key] = stream
         }
         var outcome: TLSClientHelloCollector.Outcome?
-        // Separate variables: the reassembler calls `deliver`, which feeds the collector (no overlapping access).
-        var reassembler = stream.reassembler
-        var collector = stream.collector
-        let before = reassembler.buffered
+        let before = stream.reassembler.buffered
+        // The reassembler calls `deliver`, which feeds the collector: different properties, updated in place.
         func deliver(_ event: StreamReassembler.Event) {
             guard outcome == nil else { return }
             switch event {
-            case .data(let bytes): outcome = collector.feed(bytes)
-            case .gap: outcome = collector.gap()
+            case .data(let bytes): outcome = stream.collector.feed(bytes)
+            case .gap: outcome = stream.collector.gap()
             }
         }
-        reassembler.add(seq: seq, syn: syn, payload: payload, deliver: deliver)
-        if budget.charge(reassembler.buffered - before) {
+        stream.reassembler.add(seq: seq, syn: syn, payload: payload, deliver: deliver)
+        if budget.charge(stream.reassembler.buffered - before) {
             // Over the worker's memcap: this stream gives up its holes now.
-            let held = reassembler.buffered
-            reassembler.finish(deliver)
+            let held = stream.reassembler.buffered
+            stream.reassembler.finish(deliver)
             budget.release(held)
             counters.memcapSkips &+= 1
         }
-        stream.reassembler = reassembler
-        stream.collector = collector
-        guard let outcome else {
-            streams[key] = stream
-            return nil
-        }
+        guard let outcome else { return nil }
         budget.release(stream.reassembler.buffered)
-        streams[key] = Stream(done: true)  // the buffers go; the tombstone keeps later segments out
+        stream.close()
         switch outcome {
         case .gaveUp:
             counters.notTLS &+= 1

@@ -1,5 +1,6 @@
 import Capture
 import Decode
+import PacketCraft
 import Synchronization
 import XDPCapture
 #if canImport(Glibc)
@@ -33,13 +34,13 @@ final class XDPSource: @unchecked Sendable {
     private let batchSize: UInt32
     private let fillRingSize: UInt32
     private let busyPoll: Bool
-    private let dumper: CaptureFileDumper?
+    private var dumper: PcapWriter?
     /// Stop after this many frames in all (shared by every queue; nil: no limit).
     private let packetLimit: UInt64?
     private let shared: LiveShared
 
     init(socket: XSKQueue, workers: [DecodeWorker], pool: FramePool, inline: Bool, configuration c: PipelineConfiguration,
-         dumper: CaptureFileDumper?, packetLimit: UInt64?, shared: LiveShared)
+         dumper: PcapWriter?, packetLimit: UInt64?, shared: LiveShared)
     {
         self.socket = socket
         self.pool = pool
@@ -113,9 +114,7 @@ final class XDPSource: @unchecked Sendable {
                 let (address, length) = socket.descriptor(at: index &+ i)
                 rxBytes &+= UInt64(length)
                 let frame = pool.adopt(address: address, length: length, timestampNanoseconds: ts, linkType: .ethernet)
-                if let dumper {
-                    dumper.write(pool.bytes(of: frame), timestampNanoseconds: ts)
-                }
+                if let dumper { writeFrame(dumper, pool.bytes(of: frame), ts) }
                 dispatcher.dispatch(frame)
             }
             socket.releaseReceived(n)
@@ -128,7 +127,7 @@ final class XDPSource: @unchecked Sendable {
             counters.rxBytes.store(rxBytes, ordering: .relaxed)
             counters.ringFullDrops.store(dispatcher.ringFullDrops, ordering: .relaxed)
             counters.fillShortages.store(fillShortages, ordering: .relaxed)
-            if dumper != nil { counters.framesWritten.store(rxPackets, ordering: .relaxed) }
+            if dumper != nil { counters.framesWritten.store(written, ordering: .relaxed) }
             if let packetLimit {
                 let total = shared.received.add(UInt64(n), ordering: .relaxed).newValue
                 if total >= packetLimit { shared.stop.store(true, ordering: .relaxed); break }
@@ -145,8 +144,25 @@ final class XDPSource: @unchecked Sendable {
         dispatcher.flush()
         counters.fillShortages.store(fillShortages, ordering: .relaxed)
         counters.ringFullDrops.store(dispatcher.ringFullDrops, ordering: .relaxed)
-        dumper?.close()
+        try? dumper?.close()
     }
+
+    private var written: UInt64 = 0
+
+    /// `--write-pcap`: a write error (disk full) stops the file, is reported once, and capture goes on.
+    private func writeFrame(_ w: PcapWriter, _ bytes: UnsafeRawBufferPointer, _ ts: UInt64) {
+        do {
+            try w.write(packet: bytes, timestampNanoseconds: ts)
+            written &+= 1
+        } catch {
+            writeError = "\(error)"
+            try? w.close()
+            dumper = nil
+        }
+    }
+
+    /// Why --write-pcap stopped, if it did.
+    private(set) var writeError: String?
 
     private func releaseExpiredFragments() {
         dispatcher.releaseExpiredParked(now: realtimeNanoseconds())

@@ -189,6 +189,7 @@ struct CaptureCommand: AsyncParsableCommand {
         try await group.run()
         let (summary, stats) = capture.finish()
         writer?.close()
+        for e in capture.pcapErrors { log.error("--write-pcap stopped early: \(e)") }
         log.info("stopped; the XDP program is detached from \(s.interface)")
         let report = LiveReport(setup: s, statistics: stats)
         let text = json ? SummaryFormatter.json(summary, live: report) : SummaryFormatter.text(summary, live: report)
