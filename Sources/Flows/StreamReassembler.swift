@@ -1,23 +1,37 @@
 /// One direction of a TCP connection put back in order: segments arrive in any order, retransmitted and
-/// overlapping; bytes come out once, in sequence order. Out-of-order data is buffered within `maxBuffered` bytes
+/// overlapping; bytes come out once, in sequence order. Out-of-order data is held within `maxBuffered` bytes
 /// (the caller also charges a global budget); when a hole cannot be waited for any longer, the gap is skipped and
-/// reported so the parser can resynchronize. Overlaps: the first copy of a byte wins (later copies of bytes already
-/// delivered are ignored). Sequence numbers wrap (RFC 1982 arithmetic on 32 bits).
+/// reported so the parser can resynchronize. Sequence numbers wrap (RFC 1982 arithmetic on 32 bits).
+///
+/// Overlaps: the first copy of a byte wins, whichever order copies arrive in. A later copy whose bytes differ from
+/// a copy still held is counted in `conflicts` (the classic evasion: two different payloads for the same sequence
+/// range, read one way by the monitor and the other by the host). Bytes already delivered are not kept, so a
+/// retransmission of delivered data is dropped without comparison.
+///
+/// Held data is a list sorted by sequence with no overlap (each new segment is trimmed against it on arrival), so
+/// delivering it is a walk from the front. Each held segment is charged `segmentOverhead` bytes on top of its
+/// data, so a flood of tiny out-of-order segments is bounded by memory, not by byte count.
 public struct StreamReassembler: Sendable {
     private struct Segment: Sendable {
         var seq: UInt32
         var data: [UInt8]
     }
 
+    /// Bytes charged per held segment for its bookkeeping (array header, allocation, list slot).
+    public static let segmentOverhead = 64
+
     /// The next sequence number to deliver.
     public private(set) var next: UInt32 = 0
     public private(set) var started = false
+    /// Held out of order: sorted by sequence (relative to `next`), not overlapping, all after `next`.
     private var pending: [Segment] = []
-    /// Bytes held out of order.
+    /// Memory held out of order: data bytes plus `segmentOverhead` per held segment.
     public private(set) var buffered = 0
     public let maxBuffered: Int
     public private(set) var gapBytes: UInt64 = 0
     public private(set) var delivered: UInt64 = 0
+    /// Segments that overlapped held bytes with different content (the held, first copy was kept).
+    public private(set) var conflicts: UInt64 = 0
 
     public init(maxBuffered: Int = 256 * 1024) { self.maxBuffered = maxBuffered }
 
@@ -26,6 +40,17 @@ public struct StreamReassembler: Sendable {
         case data(UnsafeRawBufferPointer)
         /// `count` bytes were never seen and are skipped.
         case gap(Int)
+    }
+
+    @inline(__always)
+    private func relative(_ seq: UInt32) -> Int { Int(Int32(bitPattern: seq &- next)) }
+
+    /// Starts the stream at `seq` (the SYN's sequence number + 1) before any segment was added: data that arrives
+    /// out of order before the first byte is then held, not taken for a mid-stream start.
+    public mutating func start(at seq: UInt32) {
+        guard !started else { return }
+        started = true
+        next = seq
     }
 
     /// Adds a segment. `syn`: the segment carries SYN (its data, TCP Fast Open, starts at seq + 1).
@@ -41,66 +66,114 @@ public struct StreamReassembler: Sendable {
             next = seq
         }
         guard !payload.isEmpty else { return }
-        let offset = Int(Int32(bitPattern: seq &- next))
+        let offset = relative(seq)
         if offset + payload.count <= 0 {
             return  // entirely old: a retransmission of delivered bytes
         }
-        if offset <= 0 {
+        if offset <= 0 && pending.isEmpty {
+            // The common case: in order, nothing held. Delivered from the packet, no copy.
             let fresh = UnsafeRawBufferPointer(rebasing: payload[(-offset)...])
             next = next &+ UInt32(fresh.count)
             delivered &+= UInt64(fresh.count)
             deliver(.data(fresh))
-            drain(deliver)
             return
         }
-        // A hole before this segment: hold it, within budget.
-        if buffered + payload.count > maxBuffered {
-            skipGap(deliver)
-            add(seq: seq, syn: false, payload: payload, deliver: deliver)
-            return
+        if offset > 0 {
+            // A hole before this segment: hold it, within budget; past the budget the oldest hole is given up.
+            let cost = payload.count + Self.segmentOverhead
+            while buffered + cost > maxBuffered, !pending.isEmpty {
+                skipGap(deliver)
+            }
+            let now = relative(seq)
+            if now > 0 && buffered + cost > maxBuffered {
+                // Nothing left to give up and it still does not fit (a segment larger than the budget): the hole
+                // before it is skipped and it is delivered at once.
+                gapBytes &+= UInt64(now)
+                next = seq
+                deliver(.gap(now))
+            }
+            if relative(seq) <= 0 && pending.isEmpty {
+                return add(seq: seq, syn: false, payload: payload, deliver: deliver)
+            }
         }
-        pending.append(Segment(seq: seq, data: Array(payload)))
-        buffered += payload.count
+        hold(seq: seq, payload)
+        drain(deliver)
     }
 
-    /// Delivers buffered segments that now continue the stream.
-    private mutating func drain(_ deliver: (Event) -> Void) {
-        while true {
-            // The earliest buffered segment that starts at or before `next` (it continues the stream).
-            var best = -1
-            var bestOffset = 1
-            for (i, s) in pending.enumerated() {
-                let o = Int(Int32(bitPattern: s.seq &- next))
-                if o <= 0 && (best == -1 || o < bestOffset) { best = i; bestOffset = o }
+    /// Holds the parts of a segment that no held segment covers yet (first copy wins); compares the rest.
+    private mutating func hold(seq: UInt32, _ payload: UnsafeRawBufferPointer) {
+        let start = max(relative(seq), 0)
+        let end = relative(seq) + payload.count
+        var cursor = start
+        var pieces: [(from: Int, to: Int, at: Int)] = []  // new pieces and where they go in `pending`
+        var differs = false
+        var i = 0
+        while i < pending.count, cursor < end {
+            let p = pending[i]
+            let pStart = relative(p.seq)
+            let pEnd = pStart + p.data.count
+            if pEnd <= cursor { i += 1; continue }
+            if pStart >= end { break }
+            if pStart > cursor { pieces.append((cursor, pStart, i)) }
+            // The overlap [max(cursor, pStart), min(end, pEnd)): compare with the held copy.
+            let lo = max(cursor, pStart)
+            let hi = min(end, pEnd)
+            if !differs {
+                let base = relative(seq)
+                for k in lo..<hi where payload[k - base] != p.data[k - pStart] {
+                    differs = true
+                    break
+                }
             }
-            guard best >= 0 else { return }
-            let s = pending.remove(at: best)
-            buffered -= s.data.count
-            let skip = -Int(Int32(bitPattern: s.seq &- next))
-            if skip < s.data.count {
-                s.data.withUnsafeBytes { raw in
+            cursor = max(cursor, pEnd)
+            i += 1
+        }
+        if cursor < end { pieces.append((cursor, end, i)) }
+        if differs { conflicts &+= 1 }
+        let base = relative(seq)
+        // Inserted back to front so the recorded positions stay valid.
+        for piece in pieces.reversed() {
+            let bytes = Array(payload[(piece.from - base)..<(piece.to - base)])
+            pending.insert(Segment(seq: next &+ UInt32(truncatingIfNeeded: piece.from), data: bytes), at: piece.at)
+            buffered += bytes.count + Self.segmentOverhead
+        }
+    }
+
+    /// Delivers held segments that now continue the stream.
+    private mutating func drain(_ deliver: (Event) -> Void) {
+        var taken = 0
+        defer { if taken > 0 { pending.removeFirst(taken) } }
+        while taken < pending.count {
+            let o = relative(pending[taken].seq)
+            guard o <= 0 else { return }
+            let count = pending[taken].data.count
+            buffered -= count + Self.segmentOverhead
+            let skip = -o
+            if skip < count {
+                pending[taken].data.withUnsafeBytes { raw in
                     let fresh = UnsafeRawBufferPointer(rebasing: raw[skip...])
                     next = next &+ UInt32(fresh.count)
                     delivered &+= UInt64(fresh.count)
                     deliver(.data(fresh))
                 }
-            }  // else: entirely old, already delivered from an earlier copy
+            }
+            taken += 1
         }
     }
 
-    /// Gives up on the hole before the earliest buffered segment.
+    /// Gives up on the hole before the earliest held segment.
     private mutating func skipGap(_ deliver: (Event) -> Void) {
-        guard let first = pending.min(by: { Int32(bitPattern: $0.seq &- next) < Int32(bitPattern: $1.seq &- next) })
-        else { return }
-        let hole = Int(Int32(bitPattern: first.seq &- next))
-        guard hole > 0 else { return drain(deliver) }
-        gapBytes &+= UInt64(hole)
-        next = first.seq
-        deliver(.gap(hole))
+        guard let first = pending.first else { return }
+        let hole = relative(first.seq)
+        if hole > 0 {
+            gapBytes &+= UInt64(hole)
+            next = first.seq
+            deliver(.gap(hole))
+        }
         drain(deliver)
     }
 
-    /// The stream ends (FIN, RST, flow end): the holes are skipped so what was buffered is delivered.
+    /// The stream ends (FIN, RST, flow end): the holes are skipped so what was held is delivered.
     public mutating func finish(_ deliver: (Event) -> Void) {
         while !pending.isEmpty { skipGap(deliver) }
     }

@@ -59,4 +59,67 @@ struct StreamReassemblerTests {
         f.finish { e in if case .data(let d) = e { tail += Array(d) } }
         #expect(tail == Array(text[10..<20]))
     }
+
+    @Test("the first copy of a byte wins whichever order copies arrive in; differing copies are counted")
+    func conflicts() {
+        let isn: UInt32 = 1000
+        let original = Array(text[10..<20])
+        let forged = [UInt8](repeating: 0x58, count: 15)  // "XXX…" for bytes 0..<15
+        // Held first (out of order), then a different copy of part of it arrives in order: the held one wins.
+        var a = StreamReassembler()
+        let outA = run(&a, [(isn, [], true), (isn + 1 + 10, original, false), (isn + 1, forged, false),
+                            (isn + 1 + 20, Array(text[20...]), false)])
+        #expect(outA == forged[0..<10] + original + text[20...])
+        #expect(a.conflicts == 1)
+        // A different copy of held bytes arriving out of order too: still the first, and counted.
+        var b = StreamReassembler()
+        let outB = run(&b, [(isn, [], true), (isn + 1 + 10, original, false),
+                            (isn + 1 + 12, [UInt8](repeating: 0x58, count: 4), false), (isn + 1, Array(text[0..<10]), false),
+                            (isn + 1 + 20, Array(text[20...]), false)])
+        #expect(outB == text)
+        #expect(b.conflicts == 1 && b.buffered == 0)
+        // Identical retransmissions and overlaps are not conflicts.
+        var c = StreamReassembler()
+        let outC = run(&c, [(isn, [], true), (isn + 1 + 10, original, false), (isn + 1 + 5, Array(text[5..<15]), false),
+                            (isn + 1, Array(text[0..<12]), false), (isn + 1 + 20, Array(text[20...]), false)])
+        #expect(outC == text)
+        #expect(c.conflicts == 0)
+    }
+
+    @Test("a segment larger than the whole budget is delivered after a reported gap, not lost")
+    func oversized() {
+        var r = StreamReassembler(maxBuffered: 100)
+        let big = [UInt8](repeating: 0x41, count: 500)
+        let out = run(&r, [(100, Array(text[0..<5]), false), (200, big, false), (700, Array(text[0..<5]), false)])
+        #expect(out == Array(text[0..<5]) + [UInt8](repeating: 0xee, count: 95) + big + Array(text[0..<5]))
+        #expect(r.gapBytes == 95 && r.buffered == 0)
+    }
+
+    @Test("a flood of one-byte out-of-order segments stays within the budget, overhead included")
+    func tinySegmentFlood() {
+        let budget = 4096
+        var r = StreamReassembler(maxBuffered: budget)
+        var peak = 0
+        var gaps = 0
+        var delivered = 0
+        // One byte every other sequence number: every segment leaves a hole before it. 20,000 of them.
+        for i in 0..<20_000 {
+            let seq = UInt32(5000 + 2 * i)
+            [UInt8(i & 0xff)].withUnsafeBytes { raw in
+                r.add(seq: seq, syn: false, payload: raw) { e in
+                    switch e {
+                    case .data(let d): delivered += d.count
+                    case .gap: gaps += 1
+                    }
+                }
+            }
+            peak = max(peak, r.buffered)
+        }
+        #expect(peak <= budget)
+        #expect(peak > budget - 2 * (1 + StreamReassembler.segmentOverhead), "the budget was used, not refused early")
+        // Everything is either delivered now or still held: nothing vanished.
+        let held = r.buffered / (1 + StreamReassembler.segmentOverhead)
+        #expect(delivered + held == 20_000)
+        #expect(gaps == delivered - 1)
+    }
 }
