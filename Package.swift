@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "StatetapDecode", targets: ["Decode"]),
         .library(name: "StatetapRings", targets: ["Rings"]),
         .library(name: "StatetapFlows", targets: ["Flows"]),
+        .library(name: "StatetapExtract", targets: ["Extract"]),
         .library(name: "StatetapShims", targets: ["CStatetapShims"]),
     ],
     dependencies: [

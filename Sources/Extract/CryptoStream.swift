@@ -9,6 +9,16 @@ public struct CryptoStreamAssembler: Sendable {
 
     public init(limit: Int = 64 * 1024) { self.limit = limit }
 
+    /// Bytes of memory held (data and presence map); zero once finished.
+    public var held: Int { buffer.count + have.count }
+
+    /// Stops: the buffers go, later frames are ignored.
+    public mutating func close() {
+        finished = true
+        buffer = []
+        have = []
+    }
+
     /// Adds a CRYPTO frame; returns the complete ClientHello message once bytes 0..<4+length are all present.
     public mutating func add(offset: UInt64, data: [UInt8]) -> [UInt8]? {
         guard !finished, offset < UInt64(limit) else { return nil }
@@ -24,9 +34,10 @@ public struct CryptoStreamAssembler: Sendable {
         }
         guard have.count >= 4, have[0], have[1], have[2], have[3] else { return nil }
         let total = 4 + (Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3]))
-        guard total <= limit else { finished = true; return nil }
+        guard total <= limit else { close(); return nil }
         guard have.count >= total, !have[0..<total].contains(false) else { return nil }
-        finished = true
-        return Array(buffer[0..<total])
+        let hello = Array(buffer[0..<total])
+        close()
+        return hello
     }
 }

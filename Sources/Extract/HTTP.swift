@@ -39,7 +39,12 @@ public struct HTTPResponse: Sendable, Equatable {
 /// Incremental parser of one direction of an HTTP/1.x connection.
 public struct HTTPStreamParser: Sendable {
     public enum Side: Sendable { case client, server }
-    public enum Message: Sendable { case request(HTTPRequest), response(HTTPResponse) }
+    public enum Message: Sendable {
+        case request(HTTPRequest), response(HTTPResponse)
+        /// Bytes were lost (a gap the parser could not skip exactly) or could not be read: messages may be missing
+        /// here, so whoever pairs requests with responses must not trust the order across this point.
+        case lostSync
+    }
 
     private enum Body: Sendable { case none, length(Int), chunked(ChunkState), untilClose }
     private enum ChunkState: Sendable { case size, data(Int), dataEnd, trailers }
@@ -52,7 +57,12 @@ public struct HTTPStreamParser: Sendable {
     /// Methods of requests still waiting for their response (server side: HEAD has no body).
     public var pendingMethods: [String] = []
     public private(set) var malformed = 0
+    /// Bytes of a header block, and of a chunk-size or trailer line, kept at most: past them the message is
+    /// counted malformed and the parser resynchronizes (memory per connection stays bounded).
     public static let maxHeader = 64 * 1024
+    public static let maxChunkLine = 8 * 1024
+    /// Bytes held for a header block or chunk line in progress (at most `maxHeader` + `maxChunkLine`).
+    public var heldBytes: Int { header.count + chunkLine.count }
 
     public init(side: Side, fromStart: Bool) {
         self.side = side
@@ -73,7 +83,7 @@ public struct HTTPStreamParser: Sendable {
             case .untilClose:
                 return
             case .chunked(let state):
-                i = chunk(bytes, i, state)
+                i = chunk(bytes, i, state, emit)
                 continue
             case .none:
                 break
@@ -86,7 +96,7 @@ public struct HTTPStreamParser: Sendable {
             if header.count > Self.maxHeader {
                 malformed += 1
                 header.removeAll(keepingCapacity: true)
-                synchronized = false
+                loseSync(emit)
                 continue
             }
             if b == 10, endsBlock() {
@@ -97,10 +107,32 @@ public struct HTTPStreamParser: Sendable {
         }
     }
 
-    /// A gap in the stream: the parser resynchronizes on the next message start.
-    public mutating func gap() {
+    /// `count` bytes of the stream were never seen. A gap that falls inside a body of known length (or a chunk's
+    /// data) is skipped exactly and nothing is lost; otherwise the parser resynchronizes on the next message start
+    /// and emits `lostSync`. `count` nil: unknown size.
+    public mutating func gap(_ count: Int?, emit: (Message) -> Void) {
+        if let count, count > 0 {
+            switch body {
+            case .length(let remaining) where count <= remaining:
+                body = remaining - count > 0 ? .length(remaining - count) : .none
+                return
+            case .chunked(.data(let remaining)) where count <= remaining:
+                body = .chunked(remaining - count > 0 ? .data(remaining - count) : .dataEnd)
+                return
+            case .untilClose:
+                return  // the body runs to the end of the stream anyway
+            default:
+                break
+            }
+        }
         header.removeAll(keepingCapacity: true)
+        chunkLine.removeAll(keepingCapacity: true)
         body = .none
+        loseSync(emit)
+    }
+
+    private mutating func loseSync(_ emit: (Message) -> Void) {
+        if synchronized { emit(.lostSync) }
         synchronized = false
     }
 
@@ -135,7 +167,7 @@ public struct HTTPStreamParser: Sendable {
         switch side {
         case .client:
             let parts = first.split(separator: 32, omittingEmptySubsequences: true)
-            guard parts.count >= 2, isToken(parts[0]) else { malformed += 1; synchronized = false; return }
+            guard parts.count >= 2, isToken(parts[0]) else { malformed += 1; loseSync(emit); return }
             let method = String(decoding: parts[0], as: UTF8.self)
             let target = String(decoding: parts[1], as: UTF8.self)
             let version = parts.count >= 3 ? String(decoding: parts[2], as: UTF8.self) : "HTTP/0.9"
@@ -146,7 +178,7 @@ public struct HTTPStreamParser: Sendable {
             let parts = first.split(separator: 32, maxSplits: 2, omittingEmptySubsequences: true)
             guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)),
                   let status = Int(String(decoding: parts[1], as: UTF8.self)) else {
-                malformed += 1; synchronized = false; return
+                malformed += 1; loseSync(emit); return
             }
             var r = HTTPResponse(status: status, version: String(decoding: parts[0], as: UTF8.self))
             for (n, v) in fields where HTTPResponse.kept.contains(n) && r.headers[n] == nil { r.headers[n] = v }
@@ -184,7 +216,9 @@ public struct HTTPStreamParser: Sendable {
     }
 
     /// Chunked body: size line, data, CRLF, ..., last chunk, trailers until an empty line.
-    private mutating func chunk(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ state: ChunkState) -> Int {
+    private mutating func chunk(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ state: ChunkState,
+                                _ emit: (Message) -> Void) -> Int
+    {
         var i = start
         switch state {
         case .data(let remaining):
@@ -195,7 +229,18 @@ public struct HTTPStreamParser: Sendable {
             while i < bytes.count {
                 let b = bytes[i]
                 i += 1
-                if b != 10 { if b != 13 { chunkLine.append(b) }; continue }
+                if b != 10 {
+                    if b != 13 { chunkLine.append(b) }
+                    if chunkLine.count > Self.maxChunkLine {
+                        // An endless chunk-size or trailer line: not HTTP any more; bounded memory.
+                        malformed += 1
+                        chunkLine.removeAll(keepingCapacity: true)
+                        body = .none
+                        loseSync(emit)
+                        return i
+                    }
+                    continue
+                }
                 let line = chunkLine
                 chunkLine.removeAll(keepingCapacity: true)
                 switch state {
@@ -206,7 +251,7 @@ public struct HTTPStreamParser: Sendable {
                     guard let size = Int(String(decoding: hexPart, as: UTF8.self), radix: 16) else {
                         malformed += 1
                         body = .none
-                        synchronized = false
+                        loseSync(emit)
                         return i
                     }
                     body = .chunked(size == 0 ? .trailers : .data(size))

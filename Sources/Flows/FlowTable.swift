@@ -39,6 +39,15 @@ public struct FlowEntry: Sendable, BitwiseCopyable {
     public var finFromClient: Bool
     public var finFromServer: Bool
     public var reset: Bool
+    /// TCP: the initial sequence numbers of the SYN (client) and SYN-ACK (server), when seen: a stream parser
+    /// that starts at the first data still knows where the stream begins.
+    public var clientISN: UInt32
+    public var serverISN: UInt32
+    public var hasClientISN: Bool
+    public var hasServerISN: Bool
+    /// The application trackers' state for this flow (see `ApplicationHandles`): zero for a new flow, set with
+    /// `FlowTable.setHandles`, handed back with the flow when it ends.
+    public var handles: ApplicationHandles
     // LRU list links (indices into storage; -1 ends the list).
     var newer: Int32
     var older: Int32
@@ -47,6 +56,19 @@ public struct FlowEntry: Sendable, BitwiseCopyable {
     public var serverAddress: IPAddress { clientIsA ? key.addressB : key.addressA }
     public var clientPort: UInt16 { clientIsA ? key.portA : key.portB }
     public var serverPort: UInt16 { clientIsA ? key.portB : key.portA }
+}
+
+/// Per-flow marks owned by the application trackers, kept in the flow entry so a segment finds its parser state
+/// by index instead of a hash lookup per tracker. The flow table only stores them: zero when a flow starts.
+public struct ApplicationHandles: Sendable, BitwiseCopyable, Equatable {
+    /// HTTP: index + 1 of the connection in the HTTP tracker; 0 not followed; `done` no longer followed.
+    public var http: Int32 = 0
+    /// TLS: index + 1 of the client stream in the TLS tracker; 0 not followed; `done` ClientHello found;
+    /// `notTLS` the stream did not start with a ClientHello (only a record that looks like one restarts it).
+    public var tls: Int32 = 0
+    public static let done: Int32 = -1
+    public static let notTLS: Int32 = -2
+    public init() {}
 }
 
 /// Counters of a flow table.
@@ -180,12 +202,24 @@ public final class FlowTable {
                 if toServer { e.pointee.finFromClient = true } else { e.pointee.finFromServer = true }
             }
             if p.tcpFlags & TCPFlags.rst != 0 { e.pointee.reset = true }
+            if p.tcpFlags & TCPFlags.syn != 0 {
+                if p.tcpFlags & TCPFlags.ack == 0 {
+                    e.pointee.clientISN = p.tcpSequence; e.pointee.hasClientISN = true
+                } else {
+                    e.pointee.serverISN = p.tcpSequence; e.pointee.hasServerISN = true
+                }
+            }
         }
         return found
     }
 
     /// The flow in `slot` (valid until the next `track`).
+    @inline(__always)
     public func entry(_ slot: Int32) -> FlowEntry { entries[Int(slot)] }
+
+    /// Sets the application trackers' marks of the flow in `slot` (valid until the next `track`).
+    @inline(__always)
+    public func setHandles(_ slot: Int32, _ handles: ApplicationHandles) { entries[Int(slot)].handles = handles }
 
 
     func insert(key: FlowKey, hash: UInt64, at slot: Int, packet p: DecodedPacket, sourceIsA: Bool,
@@ -227,7 +261,8 @@ public final class FlowTable {
             key: key, hash: hash, clientIsA: clientIsA, orientation: orientation, device: .none, hasDevice: false,
             firstSeenNanoseconds: now, lastSeenNanoseconds: now, packetsToServer: 0, packetsToClient: 0,
             bytesToServer: 0, bytesToClient: 0, teidToServer: 0, teidToClient: 0, finFromClient: false,
-            finFromServer: false, reset: false, newer: -1, older: newest))
+            finFromServer: false, reset: false, clientISN: 0, serverISN: 0, hasClientISN: false, hasServerISN: false,
+            handles: ApplicationHandles(), newer: -1, older: newest))
         assignDevice(entries + Int(i))
         if !entries[Int(i)].hasDevice { stats.withoutDevice &+= 1 }
         if newest >= 0 { entries[Int(newest)].newer = i }

@@ -15,7 +15,7 @@ final class DecodeWorker: @unchecked Sendable {
     let output: SPSCRing<FlowRecord>
     /// Application-state events to the sink (full: dropped and counted, never waited for).
     let events: SPSCRing<StateEvent>
-    let quic = QUICTracker()
+    let quic: QUICTracker
     let tcpBudget: StreamBudget
     let tls: TLSTracker
     let http: HTTPTracker
@@ -46,6 +46,7 @@ final class DecodeWorker: @unchecked Sendable {
         output = SPSCRing(capacity: 8192)
         events = SPSCRing(capacity: 4096)
         tcpBudget = StreamBudget(capacity: c.tcpReassemblyMemcapBytes)
+        quic = QUICTracker(budget: tcpBudget)
         tls = TLSTracker(budget: tcpBudget)
         http = HTTPTracker(budget: tcpBudget)
         flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
@@ -81,9 +82,9 @@ final class DecodeWorker: @unchecked Sendable {
         returns.publish()
         // The sink drains until every worker has finished: the last flows wait for room instead of being dropped.
         finishing = true
-        http.flush(ts: counters.lastTimestamp) { self.publishEvent($0) }
-        flows.flush { e, reason in self.emit(e, reason) }
+        flows.flush { e, reason in self.emit(e, reason) }  // every flow ends: its trackers' state with it
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
+        counters.streamBytesPeak = tcpBudget.peak
         counters.flows = flows.stats
         counters.quic = quic.counters
         counters.tls = tls.counters
@@ -135,7 +136,8 @@ final class DecodeWorker: @unchecked Sendable {
             if packet.ipProtocol == IPProtocol.tcp, slot >= 0 {
                 let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
                 let syn = packet.tcpFlags & TCPFlags.syn != 0 && packet.tcpFlags & TCPFlags.ack == 0
-                if payload.count > 0 || syn { extractTLS(payload, syn: syn, slot: slot, ts: ts) }
+                if payload.count > 0 { extractTCP(payload, syn: syn, slot: slot, ts: ts) }
+                if packet.tcpFlags & (TCPFlags.fin | TCPFlags.rst) != 0 { closing(slot: slot, ts: ts) }
             } else if packet.ipProtocol == IPProtocol.udp, packet.payloadLength > 0 {
                 let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
                 if QUICTracker.mightBeInitial(payload) { extractQUIC(payload, slot: slot, ts: ts) }
@@ -159,21 +161,44 @@ final class DecodeWorker: @unchecked Sendable {
         publishEvent(event)
     }
 
-    /// TCP segments: HTTP in both directions; the client's stream until its ClientHello (or not TLS).
+    /// TCP segments: HTTP in both directions; the client's stream until its ClientHello (or not TLS). The flow's
+    /// marks say which trackers follow it, so an unfollowed flow costs a few byte compares.
     @inline(__always)
-    private func extractTLS(_ payload: UnsafeRawBufferPointer, syn: Bool, slot: Int32, ts: UInt64) {
+    private func extractTCP(_ payload: UnsafeRawBufferPointer, syn: Bool, slot: Int32, ts: UInt64) {
         let entry = flows.entry(slot)
+        var marks = entry.handles
         let fromClient = entry.clientAddress == packet.source && entry.clientPort == packet.sourcePort
-        if HTTPTracker.mightStart(payload, syn: syn, serverPort: entry.serverPort) || http.isTracked(entry.key) {
-            http.handle(entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn, payload: payload,
-                        packet: packet, ts: ts) { self.publishEvent($0) }
+        if marks.http > 0
+            || (marks.http == 0 && HTTPTracker.mightStart(payload, handshake: entry.hasClientISN, serverPort: entry.serverPort))
+        {
+            http.handle(&marks.http, entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn,
+                        payload: payload, packet: packet, ts: ts) { self.publishEvent($0) }
         }
-        guard fromClient else { return }
-        guard TLSTracker.mightStart(payload, syn: syn) || tls.isTracked(entry.key) else { return }
-        guard let event = tls.handle(key: entry.key, seq: packet.tcpSequence, syn: syn, payload: payload,
-                                     packet: packet, entry: entry, ts: ts)
-        else { return }
-        publishEvent(event)
+        if fromClient, TLSTracker.wants(marks.tls, payload, handshake: entry.hasClientISN),
+           let event = tls.handle(&marks.tls, seq: packet.tcpSequence, syn: syn, payload: payload, packet: packet,
+                                  entry: entry, ts: ts)
+        {
+            publishEvent(event)
+        }
+        if marks != entry.handles { flows.setHandles(slot, marks) }
+    }
+
+    /// A FIN or RST: once the connection is reset or both sides have closed, its parsers finish now (what waited
+    /// behind a hole is parsed, unanswered requests go out) instead of when the flow ends after its linger.
+    @inline(never)
+    private func closing(slot: Int32, ts: UInt64) {
+        let entry = flows.entry(slot)
+        var marks = entry.handles
+        guard marks.http > 0 || marks.tls > 0, entry.reset || (entry.finFromClient && entry.finFromServer) else { return }
+        if marks.http > 0 {
+            http.ended(marks.http, ts: ts) { self.publishEvent($0) }
+            marks.http = ApplicationHandles.done
+        }
+        if marks.tls > 0 {
+            tls.ended(marks.tls)
+            marks.tls = ApplicationHandles.done
+        }
+        flows.setHandles(slot, marks)
     }
 
     private func publishEvent(_ event: StateEvent) {
@@ -214,8 +239,8 @@ final class DecodeWorker: @unchecked Sendable {
     }
 
     private func emit(_ e: borrowing FlowEntry, _ reason: FlowEndReason) {
-        tls.ended(e.key)
-        http.ended(e.key, ts: e.lastSeenNanoseconds) { self.publishEvent($0) }
+        tls.ended(e.handles.tls)
+        if e.handles.http > 0 { http.ended(e.handles.http, ts: e.lastSeenNanoseconds) { self.publishEvent($0) } }
         var record = FlowRecord(e, reason: reason)
         var backoff = Backoff()
         while true {

@@ -19,9 +19,13 @@ final class HTTPTracker {
         let vlans: [UInt16]
         let teid: UInt32?
 
-        init(fromStart: Bool, entry: FlowEntry, vlans: [UInt16], teid: UInt32?) {
-            client = HTTPStreamParser(side: .client, fromStart: fromStart)
-            server = HTTPStreamParser(side: .server, fromStart: fromStart)
+        init(entry: FlowEntry, vlans: [UInt16], teid: UInt32?) {
+            // From the handshake when it was seen: the parsers know they start at a message, and data that
+            // arrives before the first byte is held instead of being taken for a mid-stream start.
+            client = HTTPStreamParser(side: .client, fromStart: entry.hasClientISN)
+            server = HTTPStreamParser(side: .server, fromStart: entry.hasServerISN)
+            if entry.hasClientISN { clientStream.start(at: entry.clientISN &+ 1) }
+            if entry.hasServerISN { serverStream.start(at: entry.serverISN &+ 1) }
             self.entry = entry
             self.vlans = vlans
             self.teid = teid
@@ -31,23 +35,25 @@ final class HTTPTracker {
         var malformed: Int { client.malformed + server.malformed }
     }
 
-    private var connections: [FlowKey: Connection] = [:]
-    private let maxConnections: Int
+    private var connections: ConnectionSlots<Connection>
     var counters = HTTPCounters()
     static let ports: Set<UInt16> = [80, 8080, 8000, 8008, 3128]
+    /// Requests waiting for their responses on one connection, at most.
+    static let maxPending = 256
 
     private let budget: StreamBudget
 
     init(maxConnections: Int = 65536, budget: StreamBudget) {
-        self.maxConnections = maxConnections
+        connections = ConnectionSlots(capacity: maxConnections)
         self.budget = budget
     }
 
-    /// Whether a segment may start following a connection: a SYN to an HTTP port, or data that starts like a
-    /// request (method token and a space) or a status line.
+    /// Whether a segment with data may start following a connection: the client's handshake was seen and the
+    /// server port is an HTTP port, or the data starts like a request (method token and a space) or a status
+    /// line. Nothing is allocated before the first data: a flood of half-open connections costs no parser state.
     @inline(__always)
-    static func mightStart(_ payload: UnsafeRawBufferPointer, syn: Bool, serverPort: UInt16) -> Bool {
-        if syn { return ports.contains(serverPort) }
+    static func mightStart(_ payload: UnsafeRawBufferPointer, handshake: Bool, serverPort: UInt16) -> Bool {
+        if handshake && ports.contains(serverPort) { return true }
         guard payload.count >= 5 else { return false }
         let b = payload[0]
         if b == 0x48 /* H */ && payload[1] == 0x54 && payload[2] == 0x54 && payload[3] == 0x50 && payload[4] == 0x2f { return true }
@@ -57,27 +63,27 @@ final class HTTPTracker {
         return i < payload.count && payload[i] == 32
     }
 
-    @inline(__always)
-    func isTracked(_ key: FlowKey) -> Bool { !connections.isEmpty && connections[key] != nil }
-
-    /// A segment of a connection in either direction; events go to `publish`.
+    /// A segment of a connection in either direction; events go to `publish`. `handle` is the flow's HTTP mark
+    /// (`ApplicationHandles.http`): set when following starts, `done` when the table is full.
     @inline(never)
-    func handle(entry: FlowEntry, fromClient: Bool, seq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer,
-                packet p: DecodedPacket, ts: UInt64, publish: (StateEvent) -> Void)
+    func handle(_ handle: inout Int32, entry: FlowEntry, fromClient: Bool, seq: UInt32, syn: Bool,
+                payload: UnsafeRawBufferPointer, packet p: DecodedPacket, ts: UInt64, publish: (StateEvent) -> Void)
     {
-        let key = entry.key
         let c: Connection
-        if let existing = connections[key] {
+        if handle > 0, let existing = connections[handle], existing.entry.key == entry.key {
             c = existing
         } else {
-            guard Self.mightStart(payload, syn: syn, serverPort: entry.serverPort) else { return }
-            if connections.count >= maxConnections {
-                counters.tableCleared &+= 1
-                for old in connections.values { budget.release(old.buffered) }
-                connections.removeAll(keepingCapacity: true)
+            guard handle == 0, Self.mightStart(payload, handshake: entry.hasClientISN, serverPort: entry.serverPort)
+            else { return }
+            let new = Connection(entry: entry, vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
+            guard let h = connections.insert(new) else {
+                // Counted once per connection: the flow is marked and not looked at again.
+                counters.tableFull &+= 1
+                handle = ApplicationHandles.done
+                return
             }
-            c = Connection(fromStart: syn, entry: entry, vlans: vlanList(p), teid: p.hasTEID ? p.teid : nil)
-            connections[key] = c
+            handle = h
+            c = new
             counters.connections &+= 1
         }
         c.entry = entry
@@ -86,16 +92,17 @@ final class HTTPTracker {
         let before = c.buffered
         let malformedBefore = c.malformed
         // A reassembler calls back into its parser: different properties of the connection, updated in place.
+        // Only the server side's loss of sync matters to pairing (see `pair`).
         func toClientParser(_ e: StreamReassembler.Event) {
             switch e {
-            case .data(let d): c.client.feed(d) { messages.append($0) }
-            case .gap: c.client.gap(); gaps &+= 1
+            case .data(let d): c.client.feed(d) { if case .lostSync = $0 {} else { messages.append($0) } }
+            case .gap(let n): c.client.gap(n) { _ in }; gaps &+= 1
             }
         }
         func toServerParser(_ e: StreamReassembler.Event) {
             switch e {
             case .data(let d): c.server.feed(d) { messages.append($0) }
-            case .gap: c.server.gap(); gaps &+= 1
+            case .gap(let n): c.server.gap(n) { messages.append($0) }; gaps &+= 1
             }
         }
         if fromClient {
@@ -113,6 +120,15 @@ final class HTTPTracker {
         }
         counters.gaps &+= gaps
         counters.malformed &+= UInt64(c.malformed - malformedBefore)
+        pair(messages, in: c, ts: ts, publish: publish)
+    }
+
+    /// Requests wait for their responses, in order; each response completes the oldest waiting request. When the
+    /// server side lost sync (bytes missing or unreadable), the responses of the requests waiting then may be in
+    /// the lost bytes: those requests go out without a response rather than be paired with a later one.
+    private func pair(_ messages: [HTTPStreamParser.Message], in c: Connection, ts: UInt64,
+                      publish: (StateEvent) -> Void)
+    {
         for m in messages {
             switch m {
             case .request(let r):
@@ -120,7 +136,11 @@ final class HTTPTracker {
                 c.server.pendingMethods.append(r.method)
                 c.pending.append(r)
                 if r.method == "CONNECT" { c.tunnel = true }  // the client's next bytes belong to the tunnel
-                if c.pending.count > 256 { publish(event(c, c.pending.removeFirst(), nil, ts)) }
+                if c.pending.count > Self.maxPending {
+                    // Endless requests without responses: the oldest goes out unanswered; bounded memory.
+                    publish(event(c, c.pending.removeFirst(), nil, ts))
+                    if c.server.pendingMethods.count > Self.maxPending { c.server.pendingMethods.removeFirst() }
+                }
             case .response(let r):
                 counters.responses &+= 1
                 guard !c.pending.isEmpty else {
@@ -128,30 +148,42 @@ final class HTTPTracker {
                     continue
                 }
                 publish(event(c, c.pending.removeFirst(), r, ts))
+            case .lostSync:
+                counters.unpairedAfterLoss &+= UInt64(c.pending.count)
+                for r in c.pending { publish(event(c, r, nil, ts)) }
+                c.pending.removeAll()
+                c.server.pendingMethods.removeAll()
             }
         }
     }
 
-    /// The connection ended: requests still waiting for a response are reported without one.
-    func ended(_ key: FlowKey, ts: UInt64, publish: (StateEvent) -> Void) {
-        guard !connections.isEmpty, let c = connections.removeValue(forKey: key) else { return }
+    /// The connection ended (RST, both FINs, or its flow ended): what waited behind a hole is parsed now (the
+    /// holes are reported), responses are paired, then requests still waiting go out without a response.
+    func ended(_ handle: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
+        guard let c = connections.remove(handle) else { return }
         budget.release(c.buffered)
-        // What waited behind a hole is parsed now (the holes are reported), then unanswered requests go out.
         var messages: [HTTPStreamParser.Message] = []
         c.clientStream.finish { e in
             switch e {
-            case .data(let d): c.client.feed(d) { messages.append($0) }
-            case .gap: c.client.gap()
+            case .data(let d): c.client.feed(d) { if case .lostSync = $0 {} else { messages.append($0) } }
+            case .gap(let n): c.client.gap(n) { _ in }; counters.gaps &+= 1
             }
         }
-        for case .request(let r) in messages { c.pending.append(r) }
+        pair(messages, in: c, ts: ts, publish: publish)
+        messages.removeAll()
+        c.serverStream.finish { e in
+            switch e {
+            case .data(let d): c.server.feed(d) { messages.append($0) }
+            case .gap(let n): c.server.gap(n) { messages.append($0) }; counters.gaps &+= 1
+            }
+        }
+        pair(messages, in: c, ts: ts, publish: publish)
+        counters.overlapConflicts &+= c.clientStream.conflicts &+ c.serverStream.conflicts
         for r in c.pending { publish(event(c, r, nil, ts)) }
     }
 
-    /// Everything still open at the end of a run.
-    func flush(ts: UInt64, publish: (StateEvent) -> Void) {
-        for key in Array(connections.keys) { ended(key, ts: ts, publish: publish) }
-    }
+    /// Connections still followed (none once every flow has ended).
+    var followed: Int { connections.count }
 
     private func event(_ c: Connection, _ r: HTTPRequest, _ response: HTTPResponse?, _ ts: UInt64) -> StateEvent {
         let entry = c.entry
@@ -179,17 +211,22 @@ public struct HTTPCounters: Sendable {
     public var requests: UInt64 = 0
     public var responses: UInt64 = 0
     public var responsesWithoutRequest: UInt64 = 0
+    /// Requests reported without a response because the server's stream lost bytes while they waited.
+    public var unpairedAfterLoss: UInt64 = 0
     public var gaps: UInt64 = 0
     public var malformed: UInt64 = 0
-    public var tableCleared: UInt64 = 0
+    /// Connections not followed because the tracker already followed its maximum.
+    public var tableFull: UInt64 = 0
     /// Connections that gave up their holes because the worker's TCP memcap was reached.
     public var memcapSkips: UInt64 = 0
+    /// Segments whose bytes differed from a copy of the same sequence range already held (first copy kept).
+    public var overlapConflicts: UInt64 = 0
     public init() {}
 
     mutating func merge(_ o: HTTPCounters) {
-        memcapSkips += o.memcapSkips
+        memcapSkips += o.memcapSkips; overlapConflicts += o.overlapConflicts
         connections += o.connections; requests += o.requests; responses += o.responses
-        responsesWithoutRequest += o.responsesWithoutRequest; gaps += o.gaps; malformed += o.malformed
-        tableCleared += o.tableCleared
+        responsesWithoutRequest += o.responsesWithoutRequest; unpairedAfterLoss += o.unpairedAfterLoss; gaps += o.gaps; malformed += o.malformed
+        tableFull += o.tableFull
     }
 }

@@ -17,7 +17,13 @@ final class QUICTracker {
     private let maxConnections: Int
     var counters = QUICCounters()
 
-    init(maxConnections: Int = 16384) { self.maxConnections = maxConnections }
+    /// The worker's reassembly memcap, shared with TCP: CRYPTO bytes held for ClientHellos in progress.
+    private let budget: StreamBudget
+
+    init(maxConnections: Int = 16384, budget: StreamBudget) {
+        self.maxConnections = maxConnections
+        self.budget = budget
+    }
 
     /// Cheap test on the hot path: a long header with the fixed bit, in a datagram large enough for a client
     /// Initial (RFC 9000 §14.1: at least 1200 bytes).
@@ -60,14 +66,22 @@ final class QUICTracker {
                 var stream = streams[key] ?? {
                     if streams.count >= maxConnections {
                         counters.tableCleared &+= 1
+                        for s in streams.values { budget.release(s.held) }
                         streams.removeAll(keepingCapacity: true)
                     }
                     return CryptoStreamAssembler()
                 }()
                 if stream.finished { continue }
                 var hello: [UInt8]?
+                let before = stream.held
                 for frame in initial.crypto where hello == nil {
                     hello = stream.add(offset: frame.offset, data: frame.data)
+                }
+                if budget.charge(stream.held - before) {
+                    // Over the worker's memcap: this ClientHello is given up (counted), its bytes released.
+                    budget.release(stream.held)
+                    stream.close()
+                    counters.memcapDrops &+= 1
                 }
                 streams[key] = stream
                 guard let hello else { continue }
@@ -96,6 +110,8 @@ public struct QUICCounters: Sendable {
     public var notDecrypted: UInt64 = 0
     public var unsupportedVersion: UInt64 = 0
     public var tableCleared: UInt64 = 0
+    /// ClientHellos in progress given up because the worker's reassembly memcap was reached.
+    public var memcapDrops: UInt64 = 0
     /// Initials not decrypted again: their connection's ClientHello was known, or their keys failed before.
     public var skipped: UInt64 = 0
     public init() {}
@@ -103,7 +119,7 @@ public struct QUICCounters: Sendable {
     mutating func merge(_ o: QUICCounters) {
         skipped += o.skipped
         initials += o.initials; clientHellos += o.clientHellos; clientHelloMalformed += o.clientHelloMalformed
-        notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared
+        notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared; memcapDrops += o.memcapDrops
     }
 }
 

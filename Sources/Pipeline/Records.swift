@@ -48,6 +48,9 @@ public struct WorkerCounters: Sendable {
     public var flows = FlowTableStats()
     public var reassembly = ReassemblyStats()
     public var reassemblyIncompleteAtEnd: UInt64 = 0
+    /// Most bytes the stream parsers (TCP out of order, QUIC CRYPTO) held at once, against `--reassembly-memcap`
+    /// (per worker; the merged figure is the largest worker's).
+    public var streamBytesPeak = 0
     /// Events published to the sink, and dropped because its ring was full.
     public var events: UInt64 = 0
     public var eventsDropped: UInt64 = 0
@@ -76,6 +79,7 @@ public struct WorkerCounters: Sendable {
         reassembly.overlapConflicts += o.reassembly.overlapConflicts
         reassembly.peakBytesHeld = max(reassembly.peakBytesHeld, o.reassembly.peakBytesHeld)
         reassemblyIncompleteAtEnd += o.reassemblyIncompleteAtEnd
+        streamBytesPeak = max(streamBytesPeak, o.streamBytesPeak)
         events += o.events; eventsDropped += o.eventsDropped
         quic.merge(o.quic)
         tls.merge(o.tls)

@@ -97,4 +97,57 @@ struct HTTPTests {
         r.headers = headers
         #expect(Cacheability.isCacheable(method: method, response: r) == expected)
     }
+
+    @Test("a gap inside a body of known length is skipped exactly: the next response is read, nothing lost")
+    func gapInBody() {
+        var p = HTTPStreamParser(side: .server, fromStart: true)
+        p.pendingMethods = ["GET", "GET", "GET"]
+        var out: [HTTPStreamParser.Message] = []
+        func feed(_ s: String) { Array(s.utf8).withUnsafeBytes { p.feed($0) { out.append($0) } } }
+        feed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + String(repeating: "a", count: 30))
+        p.gap(50) { out.append($0) }  // inside the body: 20 bytes of it remain
+        feed(String(repeating: "b", count: 20) + "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123")
+        p.gap(12) { out.append($0) }  // the rest of the chunk's data exactly
+        feed("\r\n0\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n")
+        #expect(responses(out).map(\.status) == [200, 404, 304])
+        #expect(!out.contains { if case .lostSync = $0 { true } else { false } })
+    }
+
+    @Test("a gap that may hold message starts loses sync once, and the parser resynchronizes on the next message")
+    func gapLosesSync() {
+        var p = HTTPStreamParser(side: .server, fromStart: true)
+        var out: [HTTPStreamParser.Message] = []
+        func feed(_ s: String) { Array(s.utf8).withUnsafeBytes { p.feed($0) { out.append($0) } } }
+        feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123")
+        p.gap(500) { out.append($0) }  // longer than the body's rest: a whole response may be in it
+        p.gap(7) { out.append($0) }    // still out of sync: not reported twice
+        feed("tail of something\r\nX: y\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+        let kinds = out.map { m -> String in
+            switch m {
+            case .request: "request"
+            case .response(let r): "\(r.status)"
+            case .lostSync: "lost"
+            }
+        }
+        #expect(kinds == ["200", "lost", "204"])
+    }
+
+    @Test("endless header lines and chunk lines: memory held stays bounded, the message is counted malformed")
+    func endless() {
+        for (side, start) in [(HTTPStreamParser.Side.client, "GET / HTTP/1.1\r\nX-Long: "),
+                              (.server, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")] {
+            var p = HTTPStreamParser(side: side, fromStart: true)
+            var out: [HTTPStreamParser.Message] = []
+            Array(start.utf8).withUnsafeBytes { p.feed($0) { out.append($0) } }
+            let filler = [UInt8](repeating: 0x61, count: 4096)  // 'a' without end: 16 MB in all
+            var peak = 0
+            for _ in 0..<4096 {
+                filler.withUnsafeBytes { p.feed($0) { out.append($0) } }
+                peak = max(peak, p.heldBytes)
+            }
+            #expect(peak <= HTTPStreamParser.maxHeader + HTTPStreamParser.maxChunkLine)
+            #expect(p.malformed >= 1)
+            #expect(requests(out).isEmpty)
+        }
+    }
 }
