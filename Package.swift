@@ -63,6 +63,9 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract", "PacketCraft",
                                       "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
+        // The state journal (LZ4 frame segments, recovery, indexes) and the per-device state store built from it.
+        // Cold code: the journal thread and the CLI; never on the packet path.
+        .target(name: "Journal", dependencies: ["Pipeline", "Rings", "Decode", "CLZ4"]),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
         // Compiled XDP programs, embedded as resources: loading, BPF_PROG_RUN, the live-frames traffic generator.
@@ -74,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "statetap",
             dependencies: [
-                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms",
+                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Journal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,6 +89,7 @@ let package = Package(
         // RFC test vectors and other data several test targets share.
         .target(name: "StatetapTestSupport", dependencies: ["Extract"], path: "Tests/Support"),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),

@@ -3,7 +3,7 @@ import Extract
 
 /// An application-state event, sent from a worker to the sink on an SPSC ring. Self-contained: it copies the few
 /// bytes it keeps (../shared/EVENTS.md is the output format).
-public struct StateEvent: Sendable {
+public struct StateEvent: Sendable, Equatable {
     public enum Kind: String, Sendable { case webLink = "web_link", serverName = "server_name" }
     public var kind: Kind
     /// Capture time of the packet that completed the event, nanoseconds since the epoch.
@@ -35,6 +35,21 @@ public struct StateEvent: Sendable {
     public var cacheable: Bool?
     /// The edge proxy that served the response (Via / X-Cache / Server), an addition to EVENTS.md's fields.
     public var proxy: String?
+
+    /// An event with its context; the kind's fields are set afterwards.
+    public init(kind: Kind, timestampNanoseconds: UInt64, device: IPAddress, client: IPAddress, clientPort: UInt16,
+                server: IPAddress, serverPort: UInt16, vlans: [UInt16], teid: UInt32?)
+    {
+        self.kind = kind
+        self.timestampNanoseconds = timestampNanoseconds
+        self.device = device
+        self.client = client
+        self.clientPort = clientPort
+        self.server = server
+        self.serverPort = serverPort
+        self.vlans = vlans
+        self.teid = teid
+    }
 
     /// One JSON object on one line (EVENTS.md): fields not known are omitted.
     public func jsonLine() -> String {

@@ -5,7 +5,7 @@ import Glibc
 
 /// A joinable POSIX thread running a closure, optionally pinned to one CPU. (Foundation's Thread is not used on
 /// the hot path, and it cannot pin.)
-final class PosixThread {
+public final class PosixThread {
     private final class Box {
         let body: () -> Void
         let cpu: Int?
@@ -16,7 +16,7 @@ final class PosixThread {
     private var thread = pthread_t()
 
     /// Starts `body` on a new thread named `name` (at most 15 characters are kept), pinned to `cpu` when given.
-    init(name: String, cpu: Int?, _ body: @escaping () -> Void) {
+    public init(name: String, cpu: Int?, _ body: @escaping () -> Void) {
         let box = Unmanaged.passRetained(Box(body: body, cpu: cpu, name: name)).toOpaque()
         let rc = pthread_create(&thread, nil, { arg in
             let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
@@ -29,7 +29,7 @@ final class PosixThread {
     }
 
     /// Waits for the thread to finish.
-    func join() { pthread_join(thread, nil) }
+    public func join() { pthread_join(thread, nil) }
 }
 
 private func prctlSetName(_ name: String) -> Int32 {
@@ -47,20 +47,20 @@ public func allowedCPUCount() -> Int { Int(statetap_allowed_cpu_count()) }
 
 /// Monotonic clock in nanoseconds.
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 /// Spin, then yield, then sleep: waiting without burning a core that another stage needs (2-core machines).
-struct Backoff {
+public struct Backoff {
     private var rounds = 0
     /// The sleep once spinning and yielding found nothing.
     private let sleepNanoseconds: Int
-    init(sleepNanoseconds: Int = 50_000) { self.sleepNanoseconds = sleepNanoseconds }
-    mutating func reset() { rounds = 0 }
-    mutating func wait() {
+    public init(sleepNanoseconds: Int = 50_000) { self.sleepNanoseconds = sleepNanoseconds }
+    public mutating func reset() { rounds = 0 }
+    public mutating func wait() {
         rounds += 1
         if rounds < 16 {
             return

@@ -102,6 +102,7 @@ struct CaptureCommand: AsyncParsableCommand {
 
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
+    @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
     @OptionGroup var global: GlobalOptions
 
     enum SteerSelection: String, ExpressibleByArgument, CaseIterable {
@@ -169,12 +170,14 @@ struct CaptureCommand: AsyncParsableCommand {
         let configuration = try pipeline.makeConfiguration()
         let live = try makeLive()
         let writer = try eventOptions.makeWriter()
+        // Live: the journal never holds the pipeline back; what it cannot take is dropped and counted.
+        let journal = try JournalSession.open(journalOptions, dropWhenFull: true, log: log)
         let capture: LivePipeline
         do {
-            capture = try LivePipeline(configuration: configuration, live: live,
-                                       onEvent: writer.map { w in { @Sendable e in w.write(e) } })
+            capture = try LivePipeline(configuration: configuration, live: live, onEvent: eventSink(writer, journal))
         } catch {
             log.error("\(error.message)")
+            _ = journal?.finish()
             throw ExitCode(error.kind == .invalidConfiguration ? 64 : 1)
         }
         let s = capture.setup
@@ -192,7 +195,9 @@ struct CaptureCommand: AsyncParsableCommand {
         for e in capture.pcapErrors { log.error("--write-pcap stopped early: \(e)") }
         log.info("stopped; the XDP program is detached from \(s.interface)")
         let report = LiveReport(setup: s, statistics: stats)
-        let text = json ? SummaryFormatter.json(summary, live: report) : SummaryFormatter.text(summary, live: report)
+        let journalSection = journal?.finish()
+        let text = json ? SummaryFormatter.json(summary, live: report, journal: journalSection)
+            : SummaryFormatter.text(summary, live: report, journal: journalSection)
         if eventOptions.eventsOnStdout {
             FileHandle.standardError.write(Data((text + "\n").utf8))
         } else {

@@ -23,6 +23,7 @@ struct Replay: ParsableCommand {
 
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
+    @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -36,10 +37,14 @@ struct Replay: ParsableCommand {
         let log = global.bootstrap()
         let configuration = try pipeline.makeConfiguration()
         let writer = try eventOptions.makeWriter()
+        // A file is replayed without loss: when the journal falls behind, the sink waits for it.
+        let journal = try JournalSession.open(journalOptions, dropWhenFull: false, log: log)
         let summary = try runReplay(files: files, configuration: configuration, progressInterval: progressInterval,
-                                    log: log, onEvent: writer.map { w in { @Sendable e in w.write(e) } })
+                                    log: log, onEvent: eventSink(writer, journal))
         writer?.close()
-        let text = json ? SummaryFormatter.json(summary) : SummaryFormatter.text(summary)
+        let journalSection = journal?.finish()
+        let text = json ? SummaryFormatter.json(summary, journal: journalSection)
+            : SummaryFormatter.text(summary, journal: journalSection)
         if eventOptions.eventsOnStdout {
             FileHandle.standardError.write(Data((text + "\n").utf8))
         } else {

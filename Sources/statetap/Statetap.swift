@@ -14,7 +14,8 @@ struct Statetap: AsyncParsableCommand {
 
             Start with `statetap demo`: it generates a capture of synthetic mobile-edge traffic and replays it.
             """,
-        subcommands: [Replay.self, CaptureCommand.self, Send.self, Generate.self, Demo.self])
+        subcommands: [Replay.self, CaptureCommand.self, JournalCommand.self, StateCommand.self, Send.self, Generate.self,
+                      Demo.self])
 }
 
 /// Options every command shares.

@@ -6,7 +6,8 @@ import Pipeline
 enum SummaryFormatter {
     /// The summary as an ordered list of (key, value) pairs; values are numbers, strings or nested objects.
     /// `allReasons`: list every error and notice, zeros included (JSON: a stable schema for tools).
-    static func object(_ s: PipelineSummary, allReasons: Bool = false, live: LiveReport? = nil) -> [(String, Any)] {
+    static func object(_ s: PipelineSummary, allReasons: Bool = false, live: LiveReport? = nil,
+                       journal: [(String, Any)]? = nil) -> [(String, Any)] {
         let c = s.counters
         var layers: [(String, Any)] = []
         for (name, layer) in Layers.named { layers.append((name, c.packets(with: layer))) }
@@ -79,16 +80,18 @@ enum SummaryFormatter {
             ("read_errors", s.readErrors),
         ]
         if let live { out.append(("live", live.object)) }
+        if let journal { out.append(("journal", journal)) }
         return out
     }
 
     private static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
-    static func json(_ s: PipelineSummary, live: LiveReport? = nil) -> String {
-        encode(object(s, allReasons: true, live: live))
+    static func json(_ s: PipelineSummary, live: LiveReport? = nil, journal: [(String, Any)]? = nil) -> String {
+        encode(object(s, allReasons: true, live: live, journal: journal))
     }
 
-    private static func encode(_ v: Any) -> String {
+    /// A value of the summary's shape as JSON: pairs are objects, string lists arrays, numbers and booleans bare.
+    static func encode(_ v: Any) -> String {
         switch v {
         case let pairs as [(String, Any)]:
             return "{" + pairs.map { "\(quote($0.0)):\(encode($0.1))" }.joined(separator: ",") + "}"
@@ -105,7 +108,12 @@ enum SummaryFormatter {
 
     private static func quote(_ s: String) -> String { jsonQuoted(s) }
 
-    static func text(_ s: PipelineSummary, live: LiveReport? = nil) -> String {
+    static func text(_ s: PipelineSummary, live: LiveReport? = nil, journal: [(String, Any)]? = nil) -> String {
+        render(object(s, live: live, journal: journal))
+    }
+
+    /// Pairs as indented `key: value` lines.
+    static func render(_ pairs: [(String, Any)]) -> String {
         var lines: [String] = []
         func render(_ pairs: [(String, Any)], indent: String) {
             for (k, v) in pairs {
@@ -124,7 +132,7 @@ enum SummaryFormatter {
                 }
             }
         }
-        render(object(s, live: live), indent: "")
+        render(pairs, indent: "")
         return lines.joined(separator: "\n")
     }
 }

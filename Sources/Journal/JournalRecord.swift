@@ -1,0 +1,224 @@
+import Decode
+import Pipeline
+
+/// A migration step, journaled by the control plane (the next issue fills these in).
+public struct MigrationMark: Sendable, Equatable {
+    public var id: String
+    public var device: IPAddress
+    public var from: String
+    public var to: String
+    /// planned, transferring, prefetching, ready, failed, cancelled…
+    public var status: String
+    public var timestampNanoseconds: UInt64
+    public var detail: String?
+
+    public init(id: String, device: IPAddress, from: String, to: String, status: String,
+                timestampNanoseconds: UInt64, detail: String? = nil)
+    {
+        self.id = id; self.device = device; self.from = from; self.to = to; self.status = status
+        self.timestampNanoseconds = timestampNanoseconds; self.detail = detail
+    }
+}
+
+/// A migration plan, journaled as the control plane made it: its body is the plan's own JSON.
+public struct PlanMark: Sendable, Equatable {
+    public var migrationID: String
+    public var device: IPAddress
+    public var timestampNanoseconds: UInt64
+    public var body: [UInt8]
+
+    public init(migrationID: String, device: IPAddress, timestampNanoseconds: UInt64, body: [UInt8]) {
+        self.migrationID = migrationID; self.device = device; self.timestampNanoseconds = timestampNanoseconds
+        self.body = body
+    }
+}
+
+/// One journal record: binary, length-prefixed, versioned, one type per event kind plus the migration markers.
+///
+///     record := u32 body length | u8 type | u8 version | body          (little endian)
+///     event  := u64 ts | addr device | addr client | u16 port | addr server | u16 port
+///               | u8 n | n × u16 vlan | u8 has teid | u32 teid | fields
+///     fields := (u8 tag | u16 length | bytes)*      unknown tags are skipped: old readers read new records
+///     addr   := u8 family (4 | 6) | 4 or 16 bytes
+public enum JournalRecord: Sendable, Equatable {
+    case event(StateEvent)
+    case migration(MigrationMark)
+    case plan(PlanMark)
+
+    public enum RecordType: UInt8, Sendable, CaseIterable {
+        case webLink = 1, serverName = 2, migration = 3, plan = 4
+    }
+
+    static let version: UInt8 = 1
+    /// Record header bytes (length, type, version).
+    static let headerSize = 6
+
+    public var device: IPAddress {
+        switch self {
+        case .event(let e): e.device
+        case .migration(let m): m.device
+        case .plan(let p): p.device
+        }
+    }
+
+    public var timestampNanoseconds: UInt64 {
+        switch self {
+        case .event(let e): e.timestampNanoseconds
+        case .migration(let m): m.timestampNanoseconds
+        case .plan(let p): p.timestampNanoseconds
+        }
+    }
+
+    private enum Tag: UInt8 {
+        // server_name
+        case transport = 1, serverName, alpn, tlsVersion, quicVersion, dcid, encryptedClientHello
+        // web_link
+        case method = 16, url, host, httpVersion, status, cacheable, proxy, header
+        // markers
+        case id = 32, from, to, status2, detail, body
+    }
+
+    /// Appends the record to `w`.
+    func encode(into w: inout ByteWriter) {
+        let start = w.bytes.count
+        w.u32(0)  // patched below
+        switch self {
+        case .event(let e):
+            w.u8(e.kind == .webLink ? RecordType.webLink.rawValue : RecordType.serverName.rawValue)
+            w.u8(Self.version)
+            w.u64(e.timestampNanoseconds)
+            w.address(e.device)
+            w.address(e.client); w.u16(e.clientPort)
+            w.address(e.server); w.u16(e.serverPort)
+            let vlans = e.vlans.prefix(255)
+            w.u8(UInt8(vlans.count))
+            for v in vlans { w.u16(v) }
+            w.u8(e.teid == nil ? 0 : 1); w.u32(e.teid ?? 0)
+            func field(_ t: Tag, _ s: String?) {
+                guard let s else { return }
+                let b = Array(s.utf8.prefix(Int(UInt16.max)))
+                w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b)
+            }
+            func field(_ t: Tag, bytes b: [UInt8]) { w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b) }
+            if e.kind == .serverName {
+                field(.transport, e.transport)
+                field(.serverName, e.serverName)
+                for a in e.alpn { field(.alpn, a) }
+                for v in e.tlsVersions { field(.tlsVersion, bytes: [UInt8(v & 0xff), UInt8(v >> 8)]) }
+                if let q = e.quicVersion { field(.quicVersion, bytes: (0..<4).map { UInt8(truncatingIfNeeded: q >> UInt32(8 * $0)) }) }
+                if !e.dcid.isEmpty { field(.dcid, bytes: Array(e.dcid.prefix(255))) }
+                if e.encryptedClientHello { field(.encryptedClientHello, bytes: [1]) }
+            } else {
+                field(.method, e.method)
+                field(.url, e.url)
+                field(.host, e.host)
+                field(.httpVersion, e.httpVersion)
+                if let s = e.status { field(.status, bytes: [UInt8(s & 0xff), UInt8(s >> 8 & 0xff)]) }
+                if let c = e.cacheable { field(.cacheable, bytes: [c ? 1 : 0]) }
+                field(.proxy, e.proxy)
+                for (name, value) in e.responseHeaders.sorted(by: { $0.key < $1.key }) {
+                    let n = Array(name.utf8.prefix(255)), v = Array(value.utf8.prefix(Int(UInt16.max) - 256))
+                    field(.header, bytes: [UInt8(n.count)] + n + v)
+                }
+            }
+        case .migration(let m):
+            w.u8(RecordType.migration.rawValue)
+            w.u8(Self.version)
+            w.u64(m.timestampNanoseconds)
+            w.address(m.device)
+            for (t, s) in [(Tag.id, m.id), (.from, m.from), (.to, m.to), (.status2, m.status)] {
+                let b = Array(s.utf8.prefix(Int(UInt16.max)))
+                w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b)
+            }
+            if let d = m.detail {
+                let b = Array(d.utf8.prefix(Int(UInt16.max)))
+                w.u8(Tag.detail.rawValue); w.u16(UInt16(b.count)); w.raw(b)
+            }
+        case .plan(let p):
+            w.u8(RecordType.plan.rawValue)
+            w.u8(Self.version)
+            w.u64(p.timestampNanoseconds)
+            w.address(p.device)
+            let id = Array(p.migrationID.utf8.prefix(Int(UInt16.max)))
+            w.u8(Tag.id.rawValue); w.u16(UInt16(id.count)); w.raw(id)
+            // A plan may be larger than one field: it goes in 60 kB pieces, in order.
+            var rest = p.body[...]
+            repeat {
+                let piece = rest.prefix(60_000)
+                w.u8(Tag.body.rawValue); w.u16(UInt16(piece.count)); w.raw(piece)
+                rest = rest.dropFirst(piece.count)
+            } while !rest.isEmpty
+        }
+        w.patch32(UInt32(w.bytes.count - start - Self.headerSize), at: start)
+    }
+
+    /// Reads one record from `r`; nil when it is cut or malformed (the reader then skips `length` bytes).
+    static func decode(type: UInt8, version: UInt8, body: UnsafeRawBufferPointer) -> JournalRecord? {
+        guard version == 1, let type = RecordType(rawValue: type) else { return nil }
+        var r = ByteReader(body)
+        guard let ts = r.u64(), let device = r.address() else { return nil }
+        switch type {
+        case .webLink, .serverName:
+            guard let client = r.address(), let cport = r.u16(), let server = r.address(), let sport = r.u16(),
+                  let nv = r.u8() else { return nil }
+            var vlans: [UInt16] = []
+            for _ in 0..<nv { guard let v = r.u16() else { return nil }; vlans.append(v) }
+            guard let hasTEID = r.u8(), let teid = r.u32() else { return nil }
+            var e = StateEvent(kind: type == .webLink ? .webLink : .serverName, timestampNanoseconds: ts,
+                               device: device, client: client, clientPort: cport, server: server, serverPort: sport,
+                               vlans: vlans, teid: hasTEID != 0 ? teid : nil)
+            while r.remaining > 0 {
+                guard let t = r.u8(), let n = r.u16(), let v = r.raw(Int(n)) else { return nil }
+                let s = String(decoding: v, as: UTF8.self)
+                switch Tag(rawValue: t) {
+                case .transport: e.transport = s
+                case .serverName: e.serverName = s
+                case .alpn: e.alpn.append(s)
+                case .tlsVersion where v.count == 2: e.tlsVersions.append(UInt16(v[0]) | UInt16(v[1]) << 8)
+                case .quicVersion where v.count == 4:
+                    e.quicVersion = v.enumerated().reduce(0) { $0 | UInt32($1.element) << UInt32(8 * $1.offset) }
+                case .dcid: e.dcid = v
+                case .encryptedClientHello: e.encryptedClientHello = v.first == 1
+                case .method: e.method = s
+                case .url: e.url = s
+                case .host: e.host = s
+                case .httpVersion: e.httpVersion = s
+                case .status where v.count == 2: e.status = Int(v[0]) | Int(v[1]) << 8
+                case .cacheable where v.count == 1: e.cacheable = v[0] != 0
+                case .proxy: e.proxy = s
+                case .header where v.count >= 1 && Int(v[0]) < v.count:
+                    let name = String(decoding: v[1..<1 + Int(v[0])], as: UTF8.self)
+                    e.responseHeaders[name] = String(decoding: v[(1 + Int(v[0]))...], as: UTF8.self)
+                default: break  // a newer field: skipped
+                }
+            }
+            return .event(e)
+        case .migration:
+            var m = MigrationMark(id: "", device: device, from: "", to: "", status: "", timestampNanoseconds: ts)
+            while r.remaining > 0 {
+                guard let t = r.u8(), let n = r.u16(), let v = r.raw(Int(n)) else { return nil }
+                let s = String(decoding: v, as: UTF8.self)
+                switch Tag(rawValue: t) {
+                case .id: m.id = s
+                case .from: m.from = s
+                case .to: m.to = s
+                case .status2: m.status = s
+                case .detail: m.detail = s
+                default: break
+                }
+            }
+            return .migration(m)
+        case .plan:
+            var p = PlanMark(migrationID: "", device: device, timestampNanoseconds: ts, body: [])
+            while r.remaining > 0 {
+                guard let t = r.u8(), let n = r.u16(), let v = r.raw(Int(n)) else { return nil }
+                switch Tag(rawValue: t) {
+                case .id: p.migrationID = String(decoding: v, as: UTF8.self)
+                case .body: p.body += v
+                default: break
+                }
+            }
+            return .plan(p)
+        }
+    }
+}

@@ -1,0 +1,472 @@
+import Decode
+import Pipeline
+import Rings
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// When the journal makes written records durable, and so when it acknowledges them.
+public enum FsyncPolicy: Sendable, Equatable, CustomStringConvertible {
+    /// Never: records are acknowledged once written to the kernel. They survive a crash of statetap, not of the
+    /// machine (power loss, kernel panic): up to the kernel's dirty-page writeback (~30 s) can be lost.
+    case never
+    /// After every batch: a record is acknowledged only once its batch is on disk. Survives a machine crash; costs
+    /// one fsync per batch.
+    case batch
+    /// Every `milliseconds`: records are acknowledged at the next periodic fsync. A machine crash loses at most the
+    /// records of that interval, none of them acknowledged.
+    case interval(milliseconds: Int)
+
+    /// Parses `never`, `batch` or `interval:MS`.
+    public init?(argument: String) {
+        switch argument {
+        case "never": self = .never
+        case "batch": self = .batch
+        default:
+            guard argument.hasPrefix("interval:"), let ms = Int(argument.dropFirst(9)), ms > 0, ms <= 3_600_000
+            else { return nil }
+            self = .interval(milliseconds: ms)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .never: "never"
+        case .batch: "batch"
+        case .interval(let ms): "interval:\(ms)"
+        }
+    }
+}
+
+/// How a journal writes.
+public struct JournalOptions: Sendable {
+    /// A batch (one LZ4 frame) closes at this many records, …
+    public var batchRecords = 4096
+    /// … or this many bytes of records, …
+    public var batchBytes = 1 << 20
+    /// … or this long after its first record.
+    public var flushMilliseconds = 200
+    public var fsync = FsyncPolicy.interval(milliseconds: 1000)
+    /// A segment is closed (and indexed) once it reaches this size.
+    public var segmentBytes = 64 << 20
+    /// Closed segments whose last write is older than this are removed.
+    public var retainSeconds: Double?
+    /// Oldest closed segments are removed while the journal is larger than this.
+    public var retainBytes: Int?
+    /// Records waiting for the journal thread; past it, records are dropped and counted (`dropWhenFull`) or the
+    /// producer waits (replay of a file: nothing may be lost).
+    public var queueCapacity = 65536
+    public var dropWhenFull = true
+    /// Seconds between write attempts while the disk is full.
+    public var diskFullRetrySeconds: Double = 1
+
+    public init() {}
+}
+
+/// What a journal writer counted; read at any time from any thread.
+public struct JournalStats: Sendable, Equatable {
+    public var appended: UInt64 = 0
+    public var written: UInt64 = 0
+    public var acknowledged: UInt64 = 0
+    public var batches: UInt64 = 0
+    public var rawBytes: UInt64 = 0
+    public var compressedBytes: UInt64 = 0
+    public var droppedQueueFull: UInt64 = 0
+    public var droppedDiskFull: UInt64 = 0
+    public var droppedWriteError: UInt64 = 0
+    public var fsyncs: UInt64 = 0
+    public var segmentsClosed: UInt64 = 0
+    public var segmentsRemoved: UInt64 = 0
+    public var diskFullEpisodes: UInt64 = 0
+    public var diskFull = false
+}
+
+/// What opening a journal found and repaired.
+public struct RecoveryReport: Sendable {
+    public var segments = 0
+    public var tailSegment: String?
+    /// Bytes cut from the end of the last segment (a batch torn by a crash).
+    public var cutBytes = 0
+    public var damages: [JournalDamage] = []
+    public var indexesRebuilt = 0
+    public var removedEmpty = 0
+}
+
+/// Damage found in a segment.
+public struct JournalDamage: Sendable, Equatable, CustomStringConvertible {
+    public let segment: String
+    public let offset: Int
+    public let reason: String
+    public var description: String { "\(segment) at byte \(offset): \(reason)" }
+}
+
+/// Appends records to a journal directory from one producer thread (the pipeline's sink), without ever blocking
+/// it when `dropWhenFull`: records go on an SPSC ring, the journal thread batches them into LZ4 frames, writes,
+/// fsyncs by policy, rotates and indexes segments, applies retention, and survives a full disk (drops counted,
+/// writing resumes by itself).
+public final class JournalWriter: @unchecked Sendable {
+    public let directory: String
+    public let options: JournalOptions
+    public let recovery: RecoveryReport
+    /// Called on the journal thread with every record it takes (written, or dropped for a full disk): the state
+    /// store follows the traffic even when the disk does not.
+    private let observer: (@Sendable (JournalRecord) -> Void)?
+    private let log: @Sendable (String) -> Void
+
+    private let ring: SPSCRing<JournalRecord>
+    private let lockFD: Int32
+    private var thread: PosixThread?
+    private let stopping = Atomic<Bool>(false)
+    private let statsLock = Mutex(JournalStats())
+    // Producer-side counters (the sink thread only).
+    private var appendedLocal: UInt64 = 0
+    private var droppedQueueFullLocal: UInt64 = 0
+    private let producerCounts = Atomic<UInt64>(0)
+    private let producerDrops = Atomic<UInt64>(0)
+
+    // Journal-thread state.
+    private var segmentNumber: UInt64
+    private var fd: Int32 = -1
+    private var segmentLength = 0
+    private var segmentIndex: [IPAddress: [UInt32]] = [:]
+    private var segmentFirst: UInt64 = .max
+    private var segmentLast: UInt64 = 0
+    private var batch = ByteWriter()
+    private var batchRecords = 0
+    private var batchFirst: UInt64 = .max
+    private var batchLast: UInt64 = 0
+    private var batchDevices: Set<IPAddress> = []
+    private var batchStarted: UInt64 = 0
+    private var unsynced = false
+    private var lastSync: UInt64 = 0
+    private var retryAfter: UInt64 = 0
+    private var stats = JournalStats()
+
+    /// Opens (creating if needed) the journal in `directory`: takes its lock, verifies the last segment and cuts a
+    /// torn tail, indexes segments left unindexed, applies retention. Writing starts with `start()`.
+    public init(directory: String, options: JournalOptions = JournalOptions(),
+                observer: (@Sendable (JournalRecord) -> Void)? = nil,
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws(JournalError)
+    {
+        self.directory = directory
+        self.options = options
+        self.observer = observer
+        self.log = log
+        try Files.makeDirectory(directory)
+        lockFD = try Files.lock(directory)
+        do throws(JournalError) {
+            var report = RecoveryReport()
+            segmentNumber = try Self.recover(directory: directory, report: &report) + 1
+            recovery = report
+        } catch {
+            close(lockFD)
+            throw error
+        }
+        ring = SPSCRing(capacity: options.queueCapacity)
+        stats.segmentsRemoved = UInt64(applyRetention())
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        close(lockFD)
+    }
+
+    /// Starts the journal thread.
+    public func start() {
+        precondition(thread == nil, "JournalWriter.start called twice")
+        thread = PosixThread(name: "statetap-journal", cpu: nil) { [self] in run() }
+    }
+
+    /// Queues a record (one producer thread only). False when it was dropped because the queue was full.
+    @discardableResult
+    public func append(_ record: JournalRecord) -> Bool {
+        var pending: JournalRecord? = record
+        var backoff = Backoff()
+        while let r = pending.take() {
+            guard let back = ring.enqueue(r) else {
+                appendedLocal &+= 1
+                producerCounts.store(appendedLocal, ordering: .relaxed)
+                return true
+            }
+            if options.dropWhenFull {
+                droppedQueueFullLocal &+= 1
+                producerDrops.store(droppedQueueFullLocal, ordering: .relaxed)
+                return false
+            }
+            pending = back
+            backoff.wait()
+        }
+        return true
+    }
+
+    /// Writes what is queued, closes and indexes the segment, and stops the thread.
+    public func finish() {
+        stopping.store(true, ordering: .releasing)
+        thread?.join()
+        thread = nil
+    }
+
+    /// A snapshot of the counters.
+    public var currentStats: JournalStats {
+        var s = statsLock.withLock { $0 }
+        s.appended = producerCounts.load(ordering: .relaxed)
+        s.droppedQueueFull = producerDrops.load(ordering: .relaxed)
+        return s
+    }
+
+    // MARK: - The journal thread
+
+    private func run() {
+        var idle = Backoff(sleepNanoseconds: 1_000_000)
+        while true {
+            let stop = stopping.load(ordering: .acquiring)
+            let taken = ring.dequeueBatch(maxCount: 512) { take($0) }
+            let now = monotonicNanoseconds()
+            if batchRecords > 0 && (batchRecords >= options.batchRecords || batch.bytes.count >= options.batchBytes
+                || now &- batchStarted >= UInt64(options.flushMilliseconds) * 1_000_000)
+            {
+                writeBatch(now: now)
+            }
+            if case .interval(let ms) = options.fsync, unsynced, now &- lastSync >= UInt64(ms) * 1_000_000 {
+                syncSegment(now: now)
+            }
+            publishStats()
+            if taken > 0 { idle.reset(); continue }
+            if stop && ring.consumerAvailableCount == 0 { break }
+            idle.wait()
+        }
+        if batchRecords > 0 { writeBatch(now: monotonicNanoseconds()) }
+        closeSegment()
+        publishStats()
+    }
+
+    private func take(_ record: consuming JournalRecord) {
+        let r = record
+        if batchRecords == 0 { batchStarted = monotonicNanoseconds() }
+        r.encode(into: &batch)
+        batchRecords += 1
+        let ts = r.timestampNanoseconds
+        batchFirst = min(batchFirst, ts)
+        batchLast = max(batchLast, ts)
+        batchDevices.insert(r.device)
+        observer?(r)
+    }
+
+    private func resetBatch() {
+        batch.bytes.removeAll(keepingCapacity: true)
+        batchRecords = 0
+        batchFirst = .max
+        batchLast = 0
+        batchDevices.removeAll(keepingCapacity: true)
+    }
+
+    private func writeBatch(now: UInt64) {
+        defer { resetBatch() }
+        if stats.diskFull && now < retryAfter {
+            stats.droppedDiskFull &+= UInt64(batchRecords)
+            return
+        }
+        let frame: [UInt8]
+        do throws(JournalError) {
+            frame = try LZ4Frame.compress(batch.bytes)
+        } catch {
+            stats.droppedWriteError &+= UInt64(batchRecords)
+            log("journal: \(error); \(batchRecords) records dropped")
+            return
+        }
+        let envelope = SegmentFormat.envelope(.init(frameLength: frame.count, records: batchRecords,
+                                                    rawLength: batch.bytes.count, firstTimestamp: batchFirst,
+                                                    lastTimestamp: batchLast))
+        do throws(JournalError) {
+            try openSegmentIfNeeded()
+            let offset = segmentLength
+            try Files.writeAll(fd, envelope + frame, path: segmentPath)
+            segmentLength += envelope.count + frame.count
+            for d in batchDevices { segmentIndex[d, default: []].append(UInt32(offset)) }
+            segmentFirst = min(segmentFirst, batchFirst)
+            segmentLast = max(segmentLast, batchLast)
+            stats.written &+= UInt64(batchRecords)
+            stats.batches &+= 1
+            stats.rawBytes &+= UInt64(batch.bytes.count)
+            stats.compressedBytes &+= UInt64(envelope.count + frame.count)
+            unsynced = true
+            if stats.diskFull {
+                stats.diskFull = false
+                log("journal: writing again (\(stats.droppedDiskFull) records were dropped while the disk was full)")
+            }
+            switch options.fsync {
+            case .never: stats.acknowledged = stats.written
+            case .batch: syncSegment(now: now)
+            case .interval: break
+            }
+            if segmentLength >= options.segmentBytes {
+                closeSegment()
+                stats.segmentsRemoved &+= UInt64(applyRetention())
+            }
+        } catch {
+            // Whatever part of the batch reached the file is cut, so the segment ends at a whole batch.
+            if fd >= 0 { try? Files.truncate(fd, to: segmentLength, path: segmentPath) }
+            if error.kind == .diskFull {
+                stats.droppedDiskFull &+= UInt64(batchRecords)
+                if !stats.diskFull {
+                    stats.diskFull = true
+                    stats.diskFullEpisodes &+= 1
+                    log("journal: disk full (\(error.message)); records are dropped and counted until space returns, "
+                        + "capture goes on; retrying every \(options.diskFullRetrySeconds) s")
+                }
+                retryAfter = now &+ UInt64(options.diskFullRetrySeconds * 1e9)
+            } else {
+                stats.droppedWriteError &+= UInt64(batchRecords)
+                log("journal: \(error.message); \(batchRecords) records dropped")
+                retryAfter = now &+ UInt64(options.diskFullRetrySeconds * 1e9)
+            }
+        }
+    }
+
+    private var segmentPath: String { directory + "/" + SegmentFormat.fileName(segmentNumber) }
+
+    private func openSegmentIfNeeded() throws(JournalError) {
+        guard fd < 0 else { return }
+        let path = segmentPath
+        let newFD = try Files.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let header = SegmentFormat.header(segment: segmentNumber)
+        do throws(JournalError) {
+            try Files.writeAll(newFD, header, path: path)
+            try Files.sync(newFD, path: path)
+        } catch {
+            close(newFD)
+            Files.remove(path)
+            throw error
+        }
+        Files.syncDirectory(directory)
+        fd = newFD
+        segmentLength = header.count
+        segmentIndex.removeAll()
+        segmentFirst = .max
+        segmentLast = 0
+    }
+
+    private func syncSegment(now: UInt64) {
+        guard fd >= 0, unsynced else { return }
+        do throws(JournalError) {
+            try Files.sync(fd, path: segmentPath)
+            stats.fsyncs &+= 1
+            stats.acknowledged = stats.written
+            unsynced = false
+        } catch {
+            log("journal: \(error.message)")
+        }
+        lastSync = now
+    }
+
+    /// Closes the segment being written: fsync, then its index.
+    private func closeSegment() {
+        guard fd >= 0 else { return }
+        syncSegment(now: monotonicNanoseconds())
+        if !unsynced { stats.acknowledged = stats.written }
+        close(fd)
+        fd = -1
+        let index = SegmentIndex(segmentLength: segmentLength, firstTimestamp: segmentFirst,
+                                 lastTimestamp: segmentLast, batches: segmentIndex)
+        do throws(JournalError) {
+            try Files.writeAtomically(directory + "/" + SegmentFormat.indexName(segmentNumber), index.encoded())
+        } catch {
+            log("journal: cannot write the index of \(SegmentFormat.fileName(segmentNumber)): \(error.message) "
+                + "(it is rebuilt at the next start)")
+        }
+        stats.segmentsClosed &+= 1
+        segmentNumber += 1
+    }
+
+    private func publishStats() {
+        let s = stats
+        statsLock.withLock { $0 = s }
+    }
+
+    /// Removes closed segments past the retention limits; returns how many.
+    private func applyRetention() -> Int {
+        guard options.retainSeconds != nil || options.retainBytes != nil,
+              let names = try? Files.list(directory) else { return 0 }
+        let closed = names.compactMap { SegmentFormat.number(ofFile: $0) }.filter { $0 < segmentNumber }.sorted()
+        var sizes = closed.map { Files.size(directory + "/" + SegmentFormat.fileName($0)) ?? 0 }
+        var total = sizes.reduce(0, +) + segmentLength
+        var removed = 0
+        let now = Int(time(nil))
+        for (i, n) in closed.enumerated() {
+            let path = directory + "/" + SegmentFormat.fileName(n)
+            let tooOld = options.retainSeconds.map { Double(now - (Files.modificationTime(path) ?? now)) > $0 } ?? false
+            let tooBig = options.retainBytes.map { total > $0 } ?? false
+            guard tooOld || tooBig else { continue }
+            Files.remove(path)
+            Files.remove(directory + "/" + SegmentFormat.indexName(n))
+            total -= sizes[i]
+            sizes[i] = 0
+            removed += 1
+        }
+        if removed > 0 { Files.syncDirectory(directory) }
+        return removed
+    }
+
+    // MARK: - Recovery
+
+    /// Verifies the last segment and cuts its torn tail; indexes segments that have no index. Returns the
+    /// highest segment number (0 when there is none).
+    static func recover(directory: String, report: inout RecoveryReport) throws(JournalError) -> UInt64 {
+        let names = try Files.list(directory)
+        for name in names where name.hasSuffix(".tmp") { Files.remove(directory + "/" + name) }
+        var numbers = names.compactMap { SegmentFormat.number(ofFile: $0) }.sorted()
+        let decoder = LZ4FrameDecoder()
+        if let last = numbers.last {
+            let name = SegmentFormat.fileName(last)
+            let path = directory + "/" + name
+            let bytes = try Files.read(path)
+            if bytes.count < SegmentFormat.headerSize {
+                // Created, header not yet written: nothing was ever acknowledged in it.
+                Files.remove(path)
+                Files.remove(directory + "/" + SegmentFormat.indexName(last))
+                report.removedEmpty += 1
+                numbers.removeLast()
+            } else {
+                let scan = bytes.withUnsafeBytes { SegmentScan.scan($0, decoder: decoder) }
+                report.tailSegment = name
+                for d in scan.damages {
+                    report.damages.append(JournalDamage(segment: name, offset: d.offset, reason: d.reason))
+                }
+                if scan.headerValid && scan.goodEnd < bytes.count {
+                    let fd = try Files.open(path, flags: O_WRONLY)
+                    defer { close(fd) }
+                    try Files.truncate(fd, to: scan.goodEnd, path: path)
+                    try Files.sync(fd, path: path)
+                    report.cutBytes = bytes.count - scan.goodEnd
+                    // The index, if any, described the file before the cut.
+                    Files.remove(directory + "/" + SegmentFormat.indexName(last))
+                }
+            }
+        }
+        for n in numbers where !names.contains(SegmentFormat.indexName(n))
+            || Files.size(directory + "/" + SegmentFormat.indexName(n)) == nil
+        {
+            if try buildIndex(directory: directory, segment: n, decoder: decoder) { report.indexesRebuilt += 1 }
+        }
+        report.segments = numbers.count
+        return max(numbers.last ?? 0, names.compactMap { SegmentFormat.number(ofFile: $0) }.max() ?? 0)
+    }
+
+    /// Scans a segment and writes its index; false when the segment has no valid header.
+    @discardableResult
+    static func buildIndex(directory: String, segment n: UInt64, decoder: LZ4FrameDecoder) throws(JournalError) -> Bool {
+        let bytes = try Files.read(directory + "/" + SegmentFormat.fileName(n))
+        var batches: [IPAddress: [UInt32]] = [:]
+        let scan = bytes.withUnsafeBytes { raw in
+            SegmentScan.scan(raw, decoder: decoder) { offset, records in
+                for d in Set(records.map(\.device)) { batches[d, default: []].append(UInt32(offset)) }
+            }
+        }
+        guard scan.headerValid else { return false }
+        let index = SegmentIndex(segmentLength: bytes.count, firstTimestamp: scan.firstTimestamp,
+                                 lastTimestamp: scan.lastTimestamp, batches: batches)
+        try Files.writeAtomically(directory + "/" + SegmentFormat.indexName(n), index.encoded())
+        return true
+    }
+}

@@ -1,0 +1,277 @@
+import ArgumentParser
+import Decode
+import Foundation
+import Journal
+import Pipeline
+
+/// `statetap journal …`: verify, dump, stats, compact.
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "Inspect and maintain a state journal directory (written by replay/capture --journal).",
+        discussion: """
+            A journal is a directory of segments (seg-N.stj: LZ4 frames with block and content checksums, one per \
+            batch of records, each behind a small envelope) and, for each closed segment, an index (seg-N.idx: \
+            which batches hold each device, and the time range). `lz4 -dc seg-N.stj` decompresses a segment.
+            """,
+        subcommands: [Verify.self, Dump.self, Stats.self, Compact.self, WriteTest.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read every batch, check every checksum; report damage with segment and byte offset.",
+            discussion: "Exit status 0 when the journal is intact, 1 when damage was found.")
+        @Argument(help: "Journal directory.") var directory: String
+        @Flag(help: "Print the result as one JSON object.") var json = false
+
+        func run() throws {
+            let v = try openReader(directory).verify()
+            let fields: [(String, Any)] = [
+                ("segments", v.segments), ("batches", v.batches), ("records", v.records),
+                ("unknown_records", v.unknownRecords), ("file_bytes", v.fileBytes), ("raw_bytes", v.rawBytes),
+                ("first", v.firstTimestamp.map(isoTime) ?? "none"), ("last", v.lastTimestamp.map(isoTime) ?? "none"),
+                ("damages", v.damages.map(\.description)), ("missing_indexes", v.missingIndexes),
+                ("in_use", v.inUse),
+            ]
+            print(json ? jsonObject(fields) : textLines(fields))
+            if v.inUse && !v.damages.isEmpty {
+                FileHandle.standardError.write(Data("note: a writer holds this journal; damage at the very end of the last segment may be a batch being written\n".utf8))
+            }
+            if !v.damages.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print records as JSON Lines (events in the ../shared/EVENTS.md format), filtered by device and time.")
+        @Argument(help: "Journal directory.") var directory: String
+        @Option(help: "Only this device's records (an IPv4 or IPv6 address).") var device: String?
+        @Option(help: "Only records at or after this time (seconds since the epoch, or ISO 8601).") var since: String?
+        @Option(help: "Only records at or before this time (seconds since the epoch, or ISO 8601).") var until: String?
+        @Flag(help: "Scan every segment instead of using the indexes (to compare).") var noIndex = false
+
+        func run() throws {
+            let d = try device.map(parseDevice)
+            let from = try since.map { try parseTime($0, "--since") } ?? 0
+            let to = try until.map { try parseTime($0, "--until") } ?? .max
+            let out = FileHandle.standardOutput
+            var buffer = ""
+            let report = try openReader(directory).read(device: d, from: from, to: to, useIndex: !noIndex) { r in
+                buffer += recordJSON(r)
+                buffer += "\n"
+                if buffer.utf8.count > 1 << 16 { out.write(Data(buffer.utf8)); buffer = "" }
+            }
+            out.write(Data(buffer.utf8))
+            for damage in report.damages {
+                FileHandle.standardError.write(Data("damage (skipped): \(damage)\n".utf8))
+            }
+            FileHandle.standardError.write(Data(("read \(report.batchesRead) batches, \(report.bytesRead) bytes; "
+                + "\(report.segmentsScanned) segments scanned whole, \(report.segmentsSkippedByIndex) skipped by index\n").utf8))
+            if !report.damages.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sizes, records per type, time range, compression ratio, devices, per segment.")
+        @Argument(help: "Journal directory.") var directory: String
+        @Flag(help: "Print the result as one JSON object.") var json = false
+
+        func run() throws {
+            let reader = try openReader(directory)
+            let v = try reader.verify()
+            var devices = Set<IPAddress>()
+            _ = try reader.read { devices.insert($0.device) }
+            let ratio = v.fileBytes > 0 ? Double(v.rawBytes) / Double(v.fileBytes) : 0
+            let types = JournalRecord.RecordType.allCases.map { t -> (String, Any) in
+                ("\(t)", v.records_per_type[t] ?? 0)
+            }
+            let fields: [(String, Any)] = [
+                ("segments", v.segments), ("records", v.records), ("records_by_type", types),
+                ("devices", devices.count), ("file_bytes", v.fileBytes), ("raw_bytes", v.rawBytes),
+                ("compression_ratio", (ratio * 100).rounded() / 100),
+                ("first", v.firstTimestamp.map(isoTime) ?? "none"), ("last", v.lastTimestamp.map(isoTime) ?? "none"),
+                ("damages", v.damages.count), ("missing_indexes", v.missingIndexes.count),
+            ]
+            print(json ? jsonObject(fields) : textLines(fields))
+        }
+    }
+
+    struct Compact: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rewrite the journal into full segments: small segments merged, damaged batches dropped (reported), every index rebuilt.",
+            discussion: "Takes the journal's lock: no capture or replay may be writing to it.")
+        @Argument(help: "Journal directory.") var directory: String
+        @Option(help: "Segment size in MB for the rewritten segments.") var segmentSize = 64
+
+        func validate() throws {
+            guard (1...4095).contains(segmentSize) else { throw ValidationError("--segment-size must be 1...4095 MB") }
+        }
+
+        func run() throws {
+            let reader = try openReader(directory)
+            let before = try reader.segments()
+            let bytesBefore = before.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
+            var options = JournalOptions()
+            options.segmentBytes = segmentSize << 20
+            options.dropWhenFull = false
+            options.fsync = .batch
+            let writer: JournalWriter
+            do {
+                writer = try JournalWriter(directory: directory, options: options) {
+                    FileHandle.standardError.write(Data("\($0)\n".utf8))
+                }
+            } catch {
+                throw ValidationError(error.message)
+            }
+            let old = try reader.segments()  // after recovery: what gets rewritten
+            writer.start()
+            var copied = 0
+            var damages: [JournalDamage] = []
+            for n in old {
+                let r = try SegmentCopy.records(directory: directory, segment: n) { writer.append($0); copied += 1 }
+                damages += r
+            }
+            writer.finish()
+            let stats = writer.currentStats
+            guard stats.written == UInt64(copied) else {
+                throw ValidationError("compaction wrote \(stats.written) of \(copied) records; the old segments are kept")
+            }
+            for n in old {
+                try? FileManager.default.removeItem(atPath: directory + "/seg-\(pad(n)).stj")
+                try? FileManager.default.removeItem(atPath: directory + "/seg-\(pad(n)).idx")
+            }
+            let after = try reader.segments()
+            let bytesAfter = after.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
+            for d in damages { FileHandle.standardError.write(Data("damaged batch dropped: \(d)\n".utf8)) }
+            print("compacted \(old.count) segment(s), \(bytesBefore) bytes -> \(after.count) segment(s), \(bytesAfter) bytes; \(copied) records kept, \(damages.count) damaged batch(es) dropped")
+        }
+    }
+
+    /// Appends numbered records and prints the acknowledged count as it grows: the crash tests kill it with
+    /// SIGKILL at random moments and check that every acknowledged record survives.
+    struct WriteTest: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "write-test", abstract: "Append numbered test records, printing 'acked N' (for crash tests).",
+            shouldDisplay: false)
+        @Argument var directory: String
+        @Option var records = 1_000_000
+        @Option var fsync = "batch"
+        @Option var batch = 64
+        @Option var segmentSize = 1
+        @Option var padding = 200
+
+        func run() throws {
+            var options = JournalOptions()
+            guard let policy = FsyncPolicy(argument: fsync) else { throw ValidationError("bad --fsync") }
+            options.fsync = policy
+            options.batchRecords = batch
+            options.flushMilliseconds = 5
+            options.segmentBytes = segmentSize << 20
+            options.dropWhenFull = false
+            options.diskFullRetrySeconds = 0.2
+            let writer: JournalWriter
+            do {
+                writer = try JournalWriter(directory: directory, options: options) {
+                    FileHandle.standardError.write(Data("\($0)\n".utf8))
+                }
+            } catch {
+                throw ValidationError(error.message)
+            }
+            writer.start()
+            let device = IPAddress("10.99.0.1")!
+            let server = IPAddress("198.51.100.1")!
+            let filler = String(repeating: "x", count: padding)
+            var lastAck: UInt64 = 0
+            // Unbuffered: the test reads what was printed before the process was killed.
+            func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            for i in 0..<records {
+                var e = StateEvent(kind: .webLink, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i),
+                                   device: device, client: device, clientPort: 40000, server: server, serverPort: 80,
+                                   vlans: [], teid: nil)
+                e.method = "GET"
+                e.url = "http://test.example/\(i)?\(filler)"
+                e.host = "test.example"
+                writer.append(.event(e))
+                if i % 64 == 0 {
+                    let s = writer.currentStats
+                    if s.acknowledged != lastAck { lastAck = s.acknowledged; emit("acked \(lastAck)") }
+                    if s.diskFull { emit("diskfull dropped \(s.droppedDiskFull)") }
+                }
+            }
+            writer.finish()
+            let s = writer.currentStats
+            emit("acked \(s.acknowledged)")
+            emit("done written \(s.written) dropped_disk_full \(s.droppedDiskFull) episodes \(s.diskFullEpisodes)")
+        }
+    }
+}
+
+/// Reads the records of one segment for compaction, reporting damaged batches.
+enum SegmentCopy {
+    static func records(directory: String, segment n: UInt64, _ body: (JournalRecord) -> Void) throws -> [JournalDamage] {
+        do {
+            return try JournalReader(directory: directory).readSegment(n, visit: body).damages
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+}
+
+func openReader(_ directory: String) throws -> JournalReader {
+    do { return try JournalReader(directory: directory) } catch { throw ValidationError(error.message) }
+}
+
+func parseDevice(_ text: String) throws -> IPAddress {
+    guard let a = IPAddress(text) else { throw ValidationError("not an IPv4 or IPv6 address: '\(text)'") }
+    return a
+}
+
+/// Seconds since the epoch (with decimals) or an ISO 8601 date-time, as nanoseconds.
+func parseTime(_ text: String, _ flag: String) throws -> UInt64 {
+    if let s = Double(text), s >= 0 { return UInt64(s * 1e9) }
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let d = f.date(from: text) ?? ISO8601DateFormatter().date(from: text) {
+        return UInt64(max(0, d.timeIntervalSince1970) * 1e9)
+    }
+    throw ValidationError("\(flag) takes seconds since the epoch or an ISO 8601 time such as 2026-11-25T10:00:00Z, got '\(text)'")
+}
+
+func isoTime(_ ns: UInt64) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
+}
+
+func pad(_ n: UInt64) -> String {
+    let s = String(n)
+    return String(repeating: "0", count: max(0, 10 - s.count)) + s
+}
+
+func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+}
+
+/// One record as a JSON line: events exactly as `--events jsonl` writes them; markers with a `kind` of their own.
+func recordJSON(_ r: JournalRecord) -> String {
+    switch r {
+    case .event(let e):
+        return e.jsonLine()
+    case .migration(let m):
+        var f: [(String, Any)] = [("kind", "migration"), ("ts", Double(m.timestampNanoseconds) / 1e9),
+                                  ("device", m.device.description), ("id", m.id), ("from", m.from), ("to", m.to),
+                                  ("status", m.status)]
+        if let d = m.detail { f.append(("detail", d)) }
+        return jsonObject(f)
+    case .plan(let p):
+        return jsonObject([("kind", "plan"), ("ts", Double(p.timestampNanoseconds) / 1e9),
+                           ("device", p.device.description), ("migration", p.migrationID),
+                           ("plan", String(decoding: p.body, as: UTF8.self))])
+    }
+}
+
+/// Pairs as one JSON object (the summary's encoding).
+func jsonObject(_ pairs: [(String, Any)]) -> String { SummaryFormatter.encode(pairs) }
+
+/// Pairs as indented lines (the summary's text form).
+func textLines(_ pairs: [(String, Any)]) -> String { SummaryFormatter.render(pairs) }

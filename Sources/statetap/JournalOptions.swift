@@ -1,0 +1,169 @@
+import ArgumentParser
+import Decode
+import Journal
+import Logging
+import Pipeline
+
+/// `--journal` and its tuning, shared by `replay` and `capture`.
+struct JournalCLIOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Journal the application-state events in this directory (created 0700; files 0600) and keep the per-device state store.",
+        discussion: "At start the last segment is verified and a torn tail cut; the state store is rebuilt from the journal.",
+        valueName: "dir"))
+    var journal: String?
+
+    @Option(help: "A journal batch (one LZ4 frame) closes at this many records…")
+    var journalBatch = 4096
+
+    @Option(help: "… or this many milliseconds after its first record.")
+    var journalFlushMs = 200
+
+    @Option(help: ArgumentHelp(
+        "When records are made durable: never, batch or interval:MS.",
+        discussion: """
+            never: written to the kernel at once; survives a crash of statetap, not of the machine (the kernel's \
+            writeback delay, ~30 s, can be lost). batch: fsync after every batch; a record is acknowledged only \
+            once on disk; survives a machine crash. interval:MS: fsync every MS milliseconds; a machine crash loses \
+            at most that interval, none of it acknowledged.
+            """))
+    var fsync = "interval:1000"
+
+    @Option(help: "Segment size in MB: a segment is closed and indexed at this size.")
+    var segmentSize = 64
+
+    @Option(help: "Remove closed segments last written more than this many days ago.")
+    var retainDays: Double?
+
+    @Option(help: "Remove the oldest closed segments while the journal is larger than this (bytes; K, M, G suffixes).")
+    var retainBytes: String?
+
+    @Option(help: "Devices the state store keeps (least recently seen out first).")
+    var maxDevices = 100_000
+
+    @Option(help: "Links kept per application (least recently seen out first).")
+    var maxLinksPerApp = 1000
+
+    func validate() throws {
+        guard journal != nil else { return }
+        guard (1...1_000_000).contains(journalBatch) else { throw ValidationError("--journal-batch must be 1...1000000, got \(journalBatch)") }
+        guard (1...60_000).contains(journalFlushMs) else { throw ValidationError("--journal-flush-ms must be 1...60000, got \(journalFlushMs)") }
+        guard FsyncPolicy(argument: fsync) != nil else {
+            throw ValidationError("--fsync must be never, batch or interval:MS (1...3600000), got '\(fsync)'")
+        }
+        guard (1...4095).contains(segmentSize) else { throw ValidationError("--segment-size must be 1...4095 MB, got \(segmentSize)") }
+        if let d = retainDays, !(d > 0) { throw ValidationError("--retain-days must be > 0, got \(d)") }
+        if let b = retainBytes, parseBytes(b) == nil { throw ValidationError("--retain-bytes must be a size such as 500M or 20G, got '\(b)'") }
+        guard maxDevices >= 1 else { throw ValidationError("--max-devices must be at least 1") }
+        guard maxLinksPerApp >= 1 else { throw ValidationError("--max-links-per-app must be at least 1") }
+    }
+
+    func writerOptions(dropWhenFull: Bool) -> JournalOptions {
+        var o = JournalOptions()
+        o.batchRecords = journalBatch
+        o.flushMilliseconds = journalFlushMs
+        o.fsync = FsyncPolicy(argument: fsync) ?? o.fsync
+        o.segmentBytes = segmentSize << 20
+        o.retainSeconds = retainDays.map { $0 * 86_400 }
+        o.retainBytes = retainBytes.flatMap(parseBytes)
+        o.dropWhenFull = dropWhenFull
+        return o
+    }
+
+    var limits: StoreLimits {
+        var l = StoreLimits()
+        l.maxDevices = maxDevices
+        l.maxLinksPerApp = maxLinksPerApp
+        return l
+    }
+}
+
+/// `500M`, `20G`, `1024` → bytes.
+func parseBytes(_ text: String) -> Int? {
+    let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+    var digits = Substring(text)
+    var unit = 1
+    if let last = digits.last?.uppercased().first, let u = units[last] {
+        unit = u
+        digits = digits.dropLast()
+    }
+    guard let n = Int(digits), n > 0 else { return nil }
+    return n * unit
+}
+
+/// An open journal and its state store for one run of `replay` or `capture`.
+final class JournalSession: Sendable {
+    let writer: JournalWriter
+    let store: StateStore
+    let rebuiltRecords: Int
+
+    /// Opens the journal (recovery), rebuilds the store from it, starts the journal thread. Nil without `--journal`.
+    static func open(_ o: JournalCLIOptions, dropWhenFull: Bool, log: Logger) throws -> JournalSession? {
+        guard let directory = o.journal else { return nil }
+        let store = StateStore(limits: o.limits)
+        let writer: JournalWriter
+        do {
+            writer = try JournalWriter(directory: directory, options: o.writerOptions(dropWhenFull: dropWhenFull),
+                                       observer: { store.apply($0) }, log: { log.warning("\($0)") })
+        } catch {
+            log.error("\(error.message)")
+            throw ExitCode(error.kind == .locked || error.kind == .usage ? 64 : 1)
+        }
+        let r = writer.recovery
+        if r.cutBytes > 0 {
+            log.warning("journal: the last segment \(r.tailSegment ?? "?") ended in a torn batch: \(r.cutBytes) bytes cut")
+        }
+        for d in r.damages { log.warning("journal: damage in \(d)") }
+        if r.indexesRebuilt > 0 { log.notice("journal: \(r.indexesRebuilt) segment index(es) rebuilt") }
+        var rebuilt = 0
+        let report = try JournalReader(directory: directory).read { record in
+            store.apply(record)
+            rebuilt += 1
+        }
+        for d in report.damages where !r.damages.contains(d) { log.warning("journal: damage in \(d) (skipped)") }
+        log.info("journal \(directory): \(r.segments) segment(s), state store rebuilt from \(rebuilt) records (\(store.stats.devices) devices)")
+        writer.start()
+        return JournalSession(writer: writer, store: store, rebuiltRecords: rebuilt)
+    }
+
+    private init(writer: JournalWriter, store: StateStore, rebuiltRecords: Int) {
+        self.writer = writer
+        self.store = store
+        self.rebuiltRecords = rebuiltRecords
+    }
+
+    /// Called on the pipeline's sink thread.
+    func append(_ e: StateEvent) { writer.append(.event(e)) }
+
+    /// Writes what is queued and closes the segment; the summary's `journal` section.
+    func finish() -> [(String, Any)] {
+        writer.finish()
+        let j = writer.currentStats
+        let st = store.stats
+        let ratio = j.compressedBytes > 0 ? Double(j.rawBytes) / Double(j.compressedBytes) : 0
+        return [
+            ("directory", writer.directory),
+            ("records_appended", j.appended), ("records_written", j.written), ("records_acknowledged", j.acknowledged),
+            ("dropped_queue_full", j.droppedQueueFull), ("dropped_disk_full", j.droppedDiskFull),
+            ("dropped_write_error", j.droppedWriteError), ("disk_full_episodes", j.diskFullEpisodes),
+            ("batches", j.batches), ("raw_bytes", j.rawBytes), ("written_bytes", j.compressedBytes),
+            ("compression_ratio", (ratio * 100).rounded() / 100), ("fsyncs", j.fsyncs),
+            ("segments_closed", j.segmentsClosed), ("segments_removed", j.segmentsRemoved),
+            ("fsync_policy", writer.options.fsync.description),
+            ("recovery", [("cut_bytes", writer.recovery.cutBytes), ("damages", writer.recovery.damages.count),
+                          ("records_replayed", rebuiltRecords)] as [(String, Any)]),
+            ("state_store", [("devices", st.devices), ("apps", st.apps), ("links", st.links),
+                             ("devices_evicted", st.devicesEvicted), ("apps_evicted", st.appsEvicted),
+                             ("links_evicted", st.linksEvicted)] as [(String, Any)]),
+        ]
+    }
+}
+
+/// Both consumers of the sink's events: the JSON Lines writer and the journal.
+func eventSink(_ writer: EventWriter?, _ journal: JournalSession?) -> (@Sendable (StateEvent) -> Void)? {
+    switch (writer, journal) {
+    case (nil, nil): return nil
+    case (let w?, nil): return { w.write($0) }
+    case (nil, let j?): return { j.append($0) }
+    case (let w?, let j?): return { w.write($0); j.append($0) }
+    }
+}
