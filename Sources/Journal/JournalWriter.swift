@@ -223,9 +223,7 @@ public final class JournalWriter: @unchecked Sendable {
             let stop = stopping.load(ordering: .acquiring)
             let taken = ring.dequeueBatch(maxCount: 512) { take($0) }
             let now = monotonicNanoseconds()
-            if batchRecords > 0 && (batchRecords >= options.batchRecords || batch.bytes.count >= options.batchBytes
-                || now &- batchStarted >= UInt64(options.flushMilliseconds) * 1_000_000)
-            {
+            if batchRecords > 0 && now &- batchStarted >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 writeBatch(now: now)
             }
             if case .interval(let ms) = options.fsync, unsynced, now &- lastSync >= UInt64(ms) * 1_000_000 {
@@ -251,6 +249,9 @@ public final class JournalWriter: @unchecked Sendable {
         batchLast = max(batchLast, ts)
         batchDevices.insert(r.device)
         observer?(r)
+        if batchRecords >= options.batchRecords || batch.bytes.count >= options.batchBytes {
+            writeBatch(now: monotonicNanoseconds())
+        }
     }
 
     private func resetBatch() {

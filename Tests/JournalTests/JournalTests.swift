@@ -1,0 +1,278 @@
+import Decode
+import Foundation
+import Pipeline
+import Testing
+@testable import Journal
+
+/// A fresh directory removed when the test is done.
+final class TempDirectory {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "statetap-journal-\(UUID().uuidString)"
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+    var segments: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".stj") }.sorted() }
+}
+
+let base: UInt64 = 1_700_000_000_000_000_000
+
+func webLink(_ i: Int, device: String = "10.45.0.9", host: String = "cdn.example", status: Int? = 200,
+             cacheable: Bool? = true, proxy: String? = "edge-a") -> StateEvent
+{
+    let d = IPAddress(device)!
+    var e = StateEvent(kind: .webLink, timestampNanoseconds: base + UInt64(i) * 1_000_000, device: d, client: d,
+                       clientPort: 40000, server: IPAddress("203.0.113.80")!, serverPort: 80, vlans: [100, 200],
+                       teid: 0x1234)
+    e.method = "GET"
+    e.url = "http://\(host)/object/\(i % 50).png?v=\(i % 7)"
+    e.host = host
+    e.httpVersion = "HTTP/1.1"
+    e.status = status
+    if status != nil {
+        e.responseHeaders = ["cache-control": "max-age=600", "etag": "\"e\(i)\"", "content-type": "image/png",
+                             "content-length": "1234", "via": "1.1 edge-a", "x-cache": "HIT"]
+    }
+    e.cacheable = cacheable
+    e.proxy = proxy
+    return e
+}
+
+func serverName(_ i: Int, device: String = "10.45.0.9", quic: Bool) -> StateEvent {
+    let d = IPAddress(device)!
+    var e = StateEvent(kind: .serverName, timestampNanoseconds: base + UInt64(i) * 1_000_000, device: d, client: d,
+                       clientPort: 50000, server: IPAddress("2001:db8::443")!, serverPort: 443, vlans: [], teid: nil)
+    e.transport = quic ? "quic" : "tls"
+    e.serverName = "video.example"
+    e.alpn = quic ? ["h3"] : ["h2", "http/1.1"]
+    e.tlsVersions = [0x0304, 0x0303]
+    if quic { e.quicVersion = 0x6b33_43cf; e.dcid = [0x83, 0x94, 0xc8, 0xf0] }
+    e.encryptedClientHello = !quic
+    return e
+}
+
+/// Writes `records` through a writer and closes it.
+func write(_ records: [JournalRecord], to dir: TempDirectory, configure: (inout JournalOptions) -> Void = { _ in })
+    throws -> JournalWriter
+{
+    var o = JournalOptions()
+    o.dropWhenFull = false
+    configure(&o)
+    let w = try JournalWriter(directory: dir.path, options: o)
+    w.start()
+    for r in records { w.append(r) }
+    w.finish()
+    return w
+}
+
+func readAll(_ dir: TempDirectory, device: IPAddress? = nil, useIndex: Bool = true) throws -> ([JournalRecord], JournalReadReport) {
+    var out: [JournalRecord] = []
+    let report = try JournalReader(directory: dir.path).read(device: device, useIndex: useIndex) { out.append($0) }
+    return (out, report)
+}
+
+@Suite("State journal")
+struct JournalTests {
+    @Test("every record type round-trips, including a plan larger than one field")
+    func roundTrip() throws {
+        let dir = TempDirectory()
+        let bigPlan = Array(String(repeating: "{\"url\":\"http://cdn.example/x\"},", count: 4000).utf8)
+        var noResponse = webLink(3, status: nil, cacheable: nil, proxy: nil)
+        noResponse.vlans = []
+        noResponse.teid = nil
+        let records: [JournalRecord] = [
+            .event(webLink(1)), .event(noResponse), .event(serverName(2, quic: false)), .event(serverName(4, quic: true)),
+            .migration(MigrationMark(id: "m-1", device: IPAddress("10.45.0.9")!, from: "edge-a", to: "edge-b",
+                                     status: "planned", timestampNanoseconds: base + 5, detail: "3 apps")),
+            .migration(MigrationMark(id: "m-2", device: IPAddress("2001:db8::9")!, from: "a", to: "b",
+                                     status: "cancelled", timestampNanoseconds: base + 6)),
+            .plan(PlanMark(migrationID: "m-1", device: IPAddress("10.45.0.9")!, timestampNanoseconds: base + 7, body: bigPlan)),
+        ]
+        let w = try write(records, to: dir)
+        #expect(w.currentStats.written == UInt64(records.count))
+        let (back, report) = try readAll(dir)
+        #expect(back == records)
+        #expect(report.damages.isEmpty)
+        #expect(try JournalReader(directory: dir.path).verify().damages.isEmpty)
+    }
+
+    @Test("files are created 0600 in a 0700 directory: this is browsing history")
+    func permissions() throws {
+        let dir = TempDirectory()
+        _ = try write([.event(webLink(1))], to: dir)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            let a = try FileManager.default.attributesOfItem(atPath: dir.file(name))
+            #expect((a[.posixPermissions] as? Int) == 0o600, "\(name)")
+        }
+    }
+
+    @Test("segments rotate by size, each closed one is indexed; one device's history reads the same with and without the index, reading less")
+    func indexes() throws {
+        let dir = TempDirectory()
+        var records: [JournalRecord] = []
+        for i in 0..<6000 {
+            // Devices active one after another (as taps see them): each one's records sit in a few batches.
+            records.append(.event(webLink(i, device: "10.45.1.\(i / 500)", host: "h\(i % 9).example")))
+        }
+        _ = try write(records, to: dir) { $0.segmentBytes = 64 * 1024; $0.batchRecords = 100 }
+        #expect(dir.segments.count >= 3)
+        let indexes = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".idx") }
+        #expect(indexes.count == dir.segments.count)
+        let device = IPAddress("10.45.1.7")!  // records 3500..<4000
+        let (withIndex, r1) = try readAll(dir, device: device)
+        let (scanned, r2) = try readAll(dir, device: device, useIndex: false)
+        let expected = records.filter { $0.device == device }
+        #expect(withIndex == expected && scanned == expected)
+        #expect(r1.bytesRead < r2.bytesRead / 2, "index read \(r1.bytesRead) bytes, full scan \(r2.bytesRead)")
+        #expect(r1.segmentsScanned == 0)
+    }
+
+    @Test("a torn batch at the end of the last segment is cut at start; everything before it is kept")
+    func tornTail() throws {
+        let dir = TempDirectory()
+        let records = (0..<500).map { JournalRecord.event(webLink($0)) }
+        _ = try write(records, to: dir) { $0.batchRecords = 50 }
+        let segment = dir.file(dir.segments.last!)
+        let intact = try Data(contentsOf: URL(fileURLWithPath: segment))
+        // A crash in the middle of writing a batch: part of an envelope and frame after the last good batch.
+        let torn = intact + intact[SegmentFormat.headerSize..<(SegmentFormat.headerSize + 300)]
+        try torn.write(to: URL(fileURLWithPath: segment))
+        let w = try JournalWriter(directory: dir.path)
+        #expect(w.recovery.cutBytes == 300)
+        #expect(w.recovery.damages.count == 1)
+        w.start(); w.finish()
+        let (back, report) = try readAll(dir)
+        #expect(back == records && report.damages.isEmpty)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: segment)) == intact)
+    }
+
+    @Test("a flipped bit is detected and located; the other batches stay readable", arguments: [0, 4, 30, 60, 200])
+    func flippedBit(at position: Int) throws {
+        let dir = TempDirectory()
+        let records = (0..<400).map { JournalRecord.event(webLink($0)) }
+        _ = try write(records, to: dir) { $0.batchRecords = 100 }
+        let segment = dir.file(dir.segments.first!)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        // Find the second batch's envelope, flip one bit at `position` bytes into it.
+        let second = try #require(bytes.withUnsafeBytes { raw -> Int? in
+            guard let first = SegmentFormat.findEnvelope(in: raw, from: 0) else { return nil }
+            return SegmentFormat.findEnvelope(in: raw, from: first + 1)
+        })
+        bytes[second + position] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: segment))
+        let v = try JournalReader(directory: dir.path).verify()
+        #expect(v.damages.count == 1)
+        #expect(v.damages.first?.segment == dir.segments.first && v.damages.first?.offset == second)
+        #expect(v.records == 300, "three of the four batches are still read")
+        let (back, _) = try readAll(dir, useIndex: false)
+        #expect(back == Array(records[0..<100] + records[200...]))
+    }
+
+    @Test("one writer at a time: a second one is refused with a clear error")
+    func locked() throws {
+        let dir = TempDirectory()
+        let w = try JournalWriter(directory: dir.path)
+        #expect(throws: JournalError.self) { try JournalWriter(directory: dir.path) }
+        do {
+            _ = try JournalWriter(directory: dir.path)
+        } catch {
+            #expect(error.kind == .locked && error.message.contains("in use"))
+        }
+        w.start(); w.finish()
+    }
+
+    @Test("retention by size removes the oldest closed segments")
+    func retention() throws {
+        let dir = TempDirectory()
+        let records = (0..<8000).map { JournalRecord.event(webLink($0)) }
+        _ = try write(records, to: dir) { $0.segmentBytes = 32 * 1024; $0.batchRecords = 200 }
+        let all = dir.segments
+        #expect(all.count >= 4)
+        var o = JournalOptions()
+        o.retainBytes = 70 * 1024
+        let w = try JournalWriter(directory: dir.path, options: o)
+        w.start(); w.finish()
+        let kept = dir.segments
+        #expect(kept.count < all.count && kept.last == all.last, "the newest segments stay")
+        let total = kept.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: dir.file($1))[.size] as? Int) ?? 0) }
+        #expect(total <= 70 * 1024)
+        #expect(w.currentStats.segmentsRemoved == UInt64(all.count - kept.count))
+    }
+
+    @Test("LZ4 compresses URL-heavy records at least 3x")
+    func ratio() throws {
+        let dir = TempDirectory()
+        let records = (0..<20_000).map { JournalRecord.event(webLink($0, device: "10.45.0.\($0 % 200)", host: "h\($0 % 30).cdn.example")) }
+        let w = try write(records, to: dir)
+        let s = w.currentStats
+        #expect(Double(s.rawBytes) / Double(s.compressedBytes) >= 3, "raw \(s.rawBytes) written \(s.compressedBytes)")
+    }
+}
+
+@Suite("Per-device state store")
+struct StateStoreTests {
+    @Test("links deduplicated by URL with hits and validators; ranking puts cacheable first, then recency x frequency")
+    func links() {
+        let store = StateStore()
+        for i in 0..<100 { store.apply(.event(webLink(i))) }
+        var uncacheable = webLink(200)
+        uncacheable.url = "http://cdn.example/api/private"
+        uncacheable.cacheable = false
+        for _ in 0..<30 { store.apply(.event(uncacheable)) }
+        store.apply(.event(serverName(300, quic: true)))
+        let snap = try! #require(store.snapshot(device: IPAddress("10.45.0.9")!))
+        #expect(snap.apps.count == 2)
+        let web = try! #require(snap.apps.first { $0.key.endpoint == "edge-a" })
+        #expect(web.links.count == 101, "100 distinct URLs and the uncacheable one")
+        #expect(web.links.values.reduce(0) { $0 + $1.hits } == 130)
+        let quic = try! #require(snap.apps.first { $0.key.endpoint == "[2001:db8::443]:443" })
+        #expect(quic.serverNames == ["video.example"] && quic.alpn == ["h3"] && quic.transports == ["quic"])
+        let ranked = store.rankedLinks(device: IPAddress("10.45.0.9")!)
+        #expect(ranked.last?.link.url == "http://cdn.example/api/private", "the uncacheable link ranks last despite 30 hits")
+        #expect(ranked.first?.link.cacheable == true && ranked.first!.link.etag != nil)
+        #expect(zip(ranked.dropLast(), ranked.dropLast().dropFirst()).allSatisfy { $0.score >= $1.score })
+    }
+
+    @Test("bounded: least recently seen devices and links go first, every eviction counted")
+    func bounds() {
+        var limits = StoreLimits()
+        limits.maxDevices = 100
+        limits.maxLinksPerApp = 20
+        let store = StateStore(limits: limits)
+        for i in 0..<1000 { store.apply(.event(webLink(i, device: "10.46.\(i / 250).\(i % 250)"))) }
+        let s = store.stats
+        #expect(s.devices <= 100 && s.devicesEvicted >= 900)
+        #expect(store.snapshot(device: IPAddress("10.46.3.249")!) != nil, "the newest device stays")
+        #expect(store.snapshot(device: IPAddress("10.46.0.0")!) == nil)
+        let one = StateStore(limits: limits)
+        for i in 0..<500 { one.apply(.event(webLink(i))) }
+        let app = one.snapshot(device: IPAddress("10.45.0.9")!)!.apps[0]
+        #expect(app.links.count <= 20 && one.stats.linksEvicted > 0)
+    }
+
+    @Test("a restart rebuilds the same state store from the journal")
+    func rebuild() throws {
+        let dir = TempDirectory()
+        let live = StateStore()
+        var o = JournalOptions()
+        o.dropWhenFull = false
+        o.segmentBytes = 32 * 1024
+        let w = try JournalWriter(directory: dir.path, options: o, observer: { live.apply($0) })
+        w.start()
+        for i in 0..<3000 {
+            w.append(.event(i % 4 == 0 ? serverName(i, device: "10.47.0.\(i % 13)", quic: i % 8 == 0)
+                                        : webLink(i, device: "10.47.0.\(i % 13)", host: "h\(i % 5).example")))
+        }
+        w.finish()
+        let rebuilt = StateStore()
+        _ = try JournalReader(directory: dir.path).read { rebuilt.apply($0) }
+        #expect(rebuilt.stats.devices == 13)
+        for i in 0..<13 {
+            let d = IPAddress("10.47.0.\(i)")!
+            #expect(rebuilt.snapshot(device: d) == live.snapshot(device: d))
+            #expect(rebuilt.rankedLinks(device: d) == live.rankedLinks(device: d))
+        }
+    }
+}
