@@ -117,9 +117,9 @@ struct JournalCommand: ParsableCommand {
             options.fsync = .batch
             let writer: JournalWriter
             do {
-                writer = try JournalWriter(directory: directory, options: options) {
+                writer = try JournalWriter(directory: directory, options: options, log: {
                     FileHandle.standardError.write(Data("\($0)\n".utf8))
-                }
+                })
             } catch {
                 throw ValidationError(error.message)
             }
@@ -171,9 +171,9 @@ struct JournalCommand: ParsableCommand {
             options.diskFullRetrySeconds = 0.2
             let writer: JournalWriter
             do {
-                writer = try JournalWriter(directory: directory, options: options) {
+                writer = try JournalWriter(directory: directory, options: options, log: {
                     FileHandle.standardError.write(Data("\($0)\n".utf8))
-                }
+                })
             } catch {
                 throw ValidationError(error.message)
             }
