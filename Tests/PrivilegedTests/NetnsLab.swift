@@ -54,6 +54,7 @@ final class BackgroundProcess {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
     var stderrSoFar: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    var stdoutSoFar: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
 
     func signal(_ sig: Int32) { if process.isRunning { kill(process.processIdentifier, sig) } }
 
