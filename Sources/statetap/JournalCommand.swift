@@ -159,6 +159,7 @@ struct JournalCommand: ParsableCommand {
         @Option var batch = 64
         @Option var segmentSize = 1
         @Option var padding = 200
+        @Flag(help: "Realistic records (Journal.SampleRecords) instead of numbered ones.") var sample = false
 
         func run() throws {
             var options = JournalOptions()
@@ -182,6 +183,7 @@ struct JournalCommand: ParsableCommand {
             let server = IPAddress("198.51.100.1")!
             let filler = String(repeating: "x", count: padding)
             var lastAck: UInt64 = 0
+            var samples = SampleRecords()
             // Unbuffered: the test reads what was printed before the process was killed.
             func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             for i in 0..<records {
@@ -191,7 +193,7 @@ struct JournalCommand: ParsableCommand {
                 e.method = "GET"
                 e.url = "http://test.example/\(i)?\(filler)"
                 e.host = "test.example"
-                writer.append(.event(e))
+                writer.append(sample ? samples.record(i) : .event(e))
                 if i % 64 == 0 {
                     let s = writer.currentStats
                     if s.acknowledged != lastAck { lastAck = s.acknowledged; emit("acked \(lastAck)") }
