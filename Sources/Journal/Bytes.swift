@@ -6,10 +6,37 @@ struct ByteWriter {
     var bytes: [UInt8] = []
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xff)); bytes.append(UInt8(v >> 8)) }
-    mutating func u32(_ v: UInt32) { for s in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
-    mutating func u64(_ v: UInt64) { for s in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func raw(_ b: some Collection<UInt8>) { bytes.append(contentsOf: b) }
+
+    /// A tagged field: u8 tag, u16 length, the string's UTF-8 (cut at 65,535 bytes). No intermediate copy.
+    mutating func field(_ tag: UInt8, _ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            let n = min(utf8.count, Int(UInt16.max))
+            bytes.append(tag)
+            u16(UInt16(n))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<n]))
+        }
+    }
+
+    /// A header field: u8 tag, u16 length, u8 name length, name, value.
+    mutating func header(_ tag: UInt8, name: String, value: String) {
+        var name = name, value = value
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                let nl = min(n.count, 255)
+                let vl = min(v.count, Int(UInt16.max) - 1 - nl)
+                bytes.append(tag)
+                u16(UInt16(1 + nl + vl))
+                bytes.append(UInt8(nl))
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: n[0..<nl]))
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: v[0..<vl]))
+            }
+        }
+    }
 
     /// Family byte (4 or 6) and the address bytes.
     mutating func address(_ a: IPAddress) {
@@ -90,8 +117,22 @@ struct ByteReader {
     }
 
     mutating func string() -> String? {
-        guard let n = u16(), let b = raw(Int(n)) else { return nil }
-        return String(decoding: b, as: UTF8.self)
+        guard let n = u16() else { return nil }
+        return text(Int(n))
+    }
+
+    /// `n` bytes as a string, decoded straight from the buffer.
+    mutating func text(_ n: Int) -> String? {
+        guard n >= 0, remaining >= n else { return nil }
+        defer { offset += n }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]), as: UTF8.self)
+    }
+
+    /// A view of the next `n` bytes (valid while the buffer is).
+    mutating func view(_ n: Int) -> UnsafeRawBufferPointer? {
+        guard n >= 0, remaining >= n else { return nil }
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
     }
 }
 

@@ -66,11 +66,10 @@ public struct JournalReader {
         for (i, n) in numbers.enumerated() {
             let name = SegmentFormat.fileName(n)
             let bytes = try Files.read(directory + "/" + name)
+            let scan = bytes.withUnsafeBytes { SegmentScan.scan($0, decoder: decoder, depth: .verify) }
             var perType: [JournalRecord.RecordType: Int] = [:]
-            let scan = bytes.withUnsafeBytes { raw in
-                SegmentScan.scan(raw, decoder: decoder) { _, records in
-                    for r in records { perType[r.recordType, default: 0] += 1 }
-                }
+            for t in JournalRecord.RecordType.allCases where scan.perType[Int(t.rawValue)] > 0 {
+                perType[t] = scan.perType[Int(t.rawValue)]
             }
             v.segments += 1
             v.batches += scan.batches

@@ -94,32 +94,25 @@ public enum JournalRecord: Sendable, Equatable {
             w.u8(UInt8(vlans.count))
             for v in vlans { w.u16(v) }
             w.u8(e.teid == nil ? 0 : 1); w.u32(e.teid ?? 0)
-            func field(_ t: Tag, _ s: String?) {
-                guard let s else { return }
-                let b = Array(s.utf8.prefix(Int(UInt16.max)))
-                w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b)
-            }
+            func field(_ t: Tag, _ s: String?) { if let s { w.field(t.rawValue, s) } }
             func field(_ t: Tag, bytes b: [UInt8]) { w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b) }
             if e.kind == .serverName {
                 field(.transport, e.transport)
                 field(.serverName, e.serverName)
                 for a in e.alpn { field(.alpn, a) }
-                for v in e.tlsVersions { field(.tlsVersion, bytes: [UInt8(v & 0xff), UInt8(v >> 8)]) }
-                if let q = e.quicVersion { field(.quicVersion, bytes: (0..<4).map { UInt8(truncatingIfNeeded: q >> UInt32(8 * $0)) }) }
+                for v in e.tlsVersions { w.u8(Tag.tlsVersion.rawValue); w.u16(2); w.u16(v) }
+                if let q = e.quicVersion { w.u8(Tag.quicVersion.rawValue); w.u16(4); w.u32(q) }
                 if !e.dcid.isEmpty { field(.dcid, bytes: Array(e.dcid.prefix(255))) }
-                if e.encryptedClientHello { field(.encryptedClientHello, bytes: [1]) }
+                if e.encryptedClientHello { w.u8(Tag.encryptedClientHello.rawValue); w.u16(1); w.u8(1) }
             } else {
                 field(.method, e.method)
                 field(.url, e.url)
                 field(.host, e.host)
                 field(.httpVersion, e.httpVersion)
-                if let s = e.status { field(.status, bytes: [UInt8(s & 0xff), UInt8(s >> 8 & 0xff)]) }
-                if let c = e.cacheable { field(.cacheable, bytes: [c ? 1 : 0]) }
+                if let s = e.status { w.u8(Tag.status.rawValue); w.u16(2); w.u16(UInt16(truncatingIfNeeded: s)) }
+                if let c = e.cacheable { w.u8(Tag.cacheable.rawValue); w.u16(1); w.u8(c ? 1 : 0) }
                 field(.proxy, e.proxy)
-                for (name, value) in e.responseHeaders.sorted(by: { $0.key < $1.key }) {
-                    let n = Array(name.utf8.prefix(255)), v = Array(value.utf8.prefix(Int(UInt16.max) - 256))
-                    field(.header, bytes: [UInt8(n.count)] + n + v)
-                }
+                for (name, value) in e.responseHeaders { w.header(Tag.header.rawValue, name: name, value: value) }
             }
         case .migration(let m):
             w.u8(RecordType.migration.rawValue)
@@ -168,27 +161,28 @@ public enum JournalRecord: Sendable, Equatable {
                                device: device, client: client, clientPort: cport, server: server, serverPort: sport,
                                vlans: vlans, teid: hasTEID != 0 ? teid : nil)
             while r.remaining > 0 {
-                guard let t = r.u8(), let n = r.u16(), let v = r.raw(Int(n)) else { return nil }
-                let s = String(decoding: v, as: UTF8.self)
+                guard let t = r.u8(), let n = r.u16(), let v = r.view(Int(n)) else { return nil }
+                func text() -> String { String(decoding: v, as: UTF8.self) }
                 switch Tag(rawValue: t) {
-                case .transport: e.transport = s
-                case .serverName: e.serverName = s
-                case .alpn: e.alpn.append(s)
+                case .transport: e.transport = text()
+                case .serverName: e.serverName = text()
+                case .alpn: e.alpn.append(text())
                 case .tlsVersion where v.count == 2: e.tlsVersions.append(UInt16(v[0]) | UInt16(v[1]) << 8)
                 case .quicVersion where v.count == 4:
-                    e.quicVersion = v.enumerated().reduce(0) { $0 | UInt32($1.element) << UInt32(8 * $1.offset) }
-                case .dcid: e.dcid = v
+                    e.quicVersion = UInt32(v[0]) | UInt32(v[1]) << 8 | UInt32(v[2]) << 16 | UInt32(v[3]) << 24
+                case .dcid: e.dcid = Array(v)
                 case .encryptedClientHello: e.encryptedClientHello = v.first == 1
-                case .method: e.method = s
-                case .url: e.url = s
-                case .host: e.host = s
-                case .httpVersion: e.httpVersion = s
+                case .method: e.method = text()
+                case .url: e.url = text()
+                case .host: e.host = text()
+                case .httpVersion: e.httpVersion = text()
                 case .status where v.count == 2: e.status = Int(v[0]) | Int(v[1]) << 8
                 case .cacheable where v.count == 1: e.cacheable = v[0] != 0
-                case .proxy: e.proxy = s
+                case .proxy: e.proxy = text()
                 case .header where v.count >= 1 && Int(v[0]) < v.count:
-                    let name = String(decoding: v[1..<1 + Int(v[0])], as: UTF8.self)
-                    e.responseHeaders[name] = String(decoding: v[(1 + Int(v[0]))...], as: UTF8.self)
+                    let nl = Int(v[0])
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: v[1..<1 + nl]), as: UTF8.self)
+                    e.responseHeaders[name] = String(decoding: UnsafeRawBufferPointer(rebasing: v[(1 + nl)...]), as: UTF8.self)
                 default: break  // a newer field: skipped
                 }
             }

@@ -429,7 +429,7 @@ public final class JournalWriter: @unchecked Sendable {
                 report.removedEmpty += 1
                 numbers.removeLast()
             } else {
-                let scan = bytes.withUnsafeBytes { SegmentScan.scan($0, decoder: decoder) }
+                let scan = bytes.withUnsafeBytes { SegmentScan.scan($0, decoder: decoder, depth: .verify) }
                 report.tailSegment = name
                 for d in scan.damages {
                     report.damages.append(JournalDamage(segment: name, offset: d.offset, reason: d.reason))
@@ -460,9 +460,9 @@ public final class JournalWriter: @unchecked Sendable {
         let bytes = try Files.read(directory + "/" + SegmentFormat.fileName(n))
         var batches: [IPAddress: [UInt32]] = [:]
         let scan = bytes.withUnsafeBytes { raw in
-            SegmentScan.scan(raw, decoder: decoder) { offset, records in
-                for d in Set(records.map(\.device)) { batches[d, default: []].append(UInt32(offset)) }
-            }
+            SegmentScan.scan(raw, decoder: decoder, depth: .devices, visitDevices: { offset, devices in
+                for d in devices { batches[d, default: []].append(UInt32(offset)) }
+            })
         }
         guard scan.headerValid else { return false }
         let index = SegmentIndex(segmentLength: bytes.count, firstTimestamp: scan.firstTimestamp,

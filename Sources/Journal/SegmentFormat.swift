@@ -93,6 +93,26 @@ enum SegmentFormat {
         return nil
     }
 
+    /// Walks the records of a batch's content without decoding them: the count (nil when they do not fill it
+    /// exactly), per type, and the devices they belong to (`devices` non-nil).
+    static func walk(_ content: UnsafeRawBufferPointer, perType: inout [Int], devices: inout Set<IPAddress>,
+                     collectDevices: Bool) -> Int? {
+        var r = ByteReader(content)
+        var n = 0
+        while r.remaining > 0 {
+            guard let length = r.u32(), let type = r.u8(), r.u8() != nil, r.remaining >= Int(length) else { return nil }
+            let end = r.offset + Int(length)
+            if Int(type) < perType.count { perType[Int(type)] += 1 }
+            if collectDevices {
+                var body = ByteReader(UnsafeRawBufferPointer(rebasing: content[r.offset..<end]))
+                if body.u64() != nil, let d = body.address() { devices.insert(d) }
+            }
+            r.offset = end
+            n += 1
+        }
+        return n
+    }
+
     /// Records back to back in a batch's content; nil when they do not fill it exactly. Records of an unknown
     /// type or version are counted in `unknown` and skipped.
     static func records(in content: UnsafeRawBufferPointer, unknown: inout Int) -> [JournalRecord]? {
@@ -131,9 +151,24 @@ struct SegmentScan {
     var lastTimestamp: UInt64 = 0
     var headerValid = false
 
-    /// Scans `bytes` (a whole segment); `visit` gets each good batch with its offset.
-    static func scan(_ bytes: UnsafeRawBufferPointer, decoder: LZ4FrameDecoder,
-                     visit: (_ offset: Int, _ records: [JournalRecord]) -> Void = { _, _ in }) -> SegmentScan
+    /// Records per type (indexed by `JournalRecord.RecordType.rawValue`; unknown types not counted).
+    var perType = [Int](repeating: 0, count: 8)
+
+    /// What a scan does with each good batch.
+    enum Depth {
+        /// Checksums and record framing only (verification, recovery).
+        case verify
+        /// Also the devices of each batch (`visitDevices`), for an index.
+        case devices
+        /// Records decoded (`visit`).
+        case records
+    }
+
+    /// Scans `bytes` (a whole segment); `visit` gets each good batch's offset and records (depth `.records`),
+    /// `visitDevices` its offset and devices (depth `.devices`).
+    static func scan(_ bytes: UnsafeRawBufferPointer, decoder: LZ4FrameDecoder, depth: Depth = .records,
+                     visit: (_ offset: Int, _ records: [JournalRecord]) -> Void = { _, _ in },
+                     visitDevices: (_ offset: Int, _ devices: Set<IPAddress>) -> Void = { _, _ in }) -> SegmentScan
     {
         var s = SegmentScan()
         s.length = bytes.count
@@ -168,17 +203,32 @@ struct SegmentScan {
             case .failure(let damage):
                 s.damages.append(Damage(offset: offset, reason: "batch of \(e.records) records unreadable: \(damage.reason)"))
             case .success(let content):
+                var perType = [Int](repeating: 0, count: 8)
+                var devices = Set<IPAddress>()
+                let counted = content.withUnsafeBytes { raw in
+                    SegmentFormat.walk(raw, perType: &perType, devices: &devices, collectDevices: depth == .devices)
+                }
+                var records: [JournalRecord] = []
                 var unknown = 0
-                let records = content.withUnsafeBytes { SegmentFormat.records(in: $0, unknown: &unknown) }
-                if let records, records.count + unknown == e.records {
+                if counted == e.records, depth == .records {
+                    records = content.withUnsafeBytes { SegmentFormat.records(in: $0, unknown: &unknown) } ?? []
+                } else if counted == e.records {
+                    unknown = e.records - perType.reduce(0, +)
+                }
+                if counted == e.records {
                     s.batches += 1
-                    s.records += records.count
+                    s.records += e.records - unknown
                     s.unknownRecords += unknown
                     s.rawBytes += e.rawLength
+                    for i in perType.indices { s.perType[i] += perType[i] }
                     s.firstTimestamp = min(s.firstTimestamp, e.firstTimestamp)
                     s.lastTimestamp = max(s.lastTimestamp, e.lastTimestamp)
                     s.goodEnd = frameStart + e.frameLength
-                    visit(offset, records)
+                    switch depth {
+                    case .records: visit(offset, records)
+                    case .devices: visitDevices(offset, devices)
+                    case .verify: break
+                    }
                 } else {
                     s.damages.append(Damage(offset: offset, reason: "batch records do not match its envelope"))
                 }

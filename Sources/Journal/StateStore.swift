@@ -119,7 +119,9 @@ public final class StateStore: Sendable {
             s.stats.recordsApplied &+= 1
             s.clock &+= 1
             let ts = e.timestampNanoseconds
-            var d = s.devices[e.device] ?? {
+            // Taken out of the dictionaries and put back, so each is uniquely referenced while it is changed
+            // (a copy read out of a dictionary that still holds it would copy its links on the first write).
+            var d = s.devices.removeValue(forKey: e.device) ?? {
                 s.stats.devices += 1
                 return Device(address: e.device, firstSeen: ts, lastSeen: ts, touched: 0)
             }()
@@ -134,7 +136,7 @@ public final class StateStore: Sendable {
             } else {
                 key = AppKey(endpoint: server, host: e.serverName ?? e.server.description)
             }
-            var app = d.apps[key] ?? {
+            var app = d.apps.removeValue(forKey: key) ?? {
                 s.stats.apps += 1
                 return AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
             }()
@@ -146,7 +148,7 @@ public final class StateStore: Sendable {
                 if let p = e.proxy { app.proxy = p }
                 if let url = e.url {
                     if app.links[url] == nil { s.stats.links += 1 }
-                    var link = app.links[url] ?? LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts,
+                    var link = app.links.removeValue(forKey: url) ?? LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts,
                                                            lastSeen: ts)
                     link.hits += 1
                     link.firstSeen = min(link.firstSeen, ts)
