@@ -27,7 +27,8 @@ ip -n "$A" addr add 10.66.0.1/24 dev va; ip -n "$B" addr add 10.66.0.2/24 dev vb
 ip -n "$A" link set va up; ip -n "$B" link set vb up
 
 "$ST" generate "$WORK/traffic.pcap" --packets "$PACKETS" 2>&1
-ip netns exec "$B" "$ST" capture -i vb --xdp-mode native --stats-interval 1 --json >"$WORK/summary.json" 2>"$WORK/capture.log" &
+ip netns exec "$B" "$ST" capture -i vb --xdp-mode native --stats-interval 1 --json --journal "$WORK/journal" \
+  >"$WORK/summary.json" 2>"$WORK/capture.log" &
 CAPTURE=$!
 for _ in $(seq 200); do grep -q "capturing on" "$WORK/capture.log" && break; sleep 0.05; done
 grep -q "capturing on" "$WORK/capture.log" || { cat "$WORK/capture.log" >&2; exit 1; }
@@ -53,8 +54,16 @@ if s["packets"] != p["steered"]: problems.append(f"decoded {s['packets']} != ste
 for k in ("kernel_rx_dropped", "kernel_rx_ring_full", "ring_full_drops"):
     if q[k]: problems.append(f"{k} = {q[k]}")
 if s["pipeline"]["frames_not_returned"]: problems.append("frames not returned")
+j = s["journal"]
+print(f"journal: {j['records_written']} records written, {j['records_acknowledged']} acknowledged, "
+      f"{j['written_bytes']} bytes (LZ4 ratio {j['compression_ratio']}), {j['state_store']['devices']} devices in the state store")
+events = s["events"]["web_link"] + s["events"]["server_name"]
+if j["records_written"] != events or j["records_acknowledged"] != events:
+    problems.append(f"journal wrote {j['records_written']} / acknowledged {j['records_acknowledged']} of {events} events")
+if events == 0: problems.append("no events extracted")
 if problems: sys.exit("FAILED: " + "; ".join(problems))
-print("OK: every steered frame decoded exactly once, nothing dropped")
+print("OK: every steered frame decoded exactly once, nothing dropped, every event journaled")
 PY
+"$ST" journal verify "$WORK/journal" | grep -E "^(records|damages)"
 if ip -n "$B" -d link show vb | grep -q prog/xdp; then echo "FAILED: an XDP program is left on vb" >&2; exit 1; fi
 echo "OK: no XDP program left on the interface"

@@ -92,7 +92,10 @@ enum SummaryFormatter {
 
     /// A value of the summary's shape as JSON: pairs are objects, string lists arrays, numbers and booleans bare.
     static func encode(_ v: Any) -> String {
+        // An empty array casts to any array type: the dynamic type decides between a list and an object.
         switch v {
+        case let list as [String] where type(of: v) == [String].self:
+            return "[" + list.map(quote).joined(separator: ",") + "]"
         case let pairs as [(String, Any)]:
             return "{" + pairs.map { "\(quote($0.0)):\(encode($0.1))" }.joined(separator: ",") + "}"
         case let list as [String]:
@@ -118,6 +121,8 @@ enum SummaryFormatter {
         func render(_ pairs: [(String, Any)], indent: String) {
             for (k, v) in pairs {
                 switch v {
+                case let list as [String] where type(of: v) == [String].self:
+                    lines.append("\(indent)\(k): \(list.isEmpty ? "none" : list.joined(separator: ", "))")
                 case let nested as [(String, Any)]:
                     if nested.isEmpty {
                         lines.append("\(indent)\(k): none")

@@ -96,6 +96,28 @@ struct JournalCLITests {
         #expect((j2["recovery"] as? [String: Any])?["records_replayed"] as? Int == journal["records_written"] as? Int)
     }
 
+    @Test("compact merges small segments into one, keeps every record in order, indexes the result")
+    func compact() throws {
+        let capture = temporaryPath(".pcap")
+        let dir = temporaryPath("-journal")
+        defer { try? FileManager.default.removeItem(atPath: capture); try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try statetap(["generate", capture, "--packets", "5000"]).status == 0)
+        for _ in 0..<3 { #expect(try statetap(["replay", capture, "--journal", dir]).status == 0) }
+        func segments() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".stj") }.sorted()
+        }
+        #expect(try segments().count == 3)
+        let before = try statetap(["journal", "dump", dir])
+        let r = try statetap(["journal", "compact", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("compacted 3 segment(s)"), "\(r.stdout)")
+        #expect(try segments().count == 1)
+        let after = try statetap(["journal", "dump", dir])
+        #expect(after.stdout == before.stdout && !after.stdout.isEmpty)
+        let verify = try statetap(["journal", "verify", dir, "--json"])
+        #expect(verify.status == 0 && verify.stdout.contains("\"missing_indexes\":[]"), "\(verify.stdout)")
+    }
+
     @Test("bad journal flags and requests say what is wrong", arguments: [
         (["replay", "/dev/null", "--journal", "/tmp/j", "--fsync", "sometimes"], "--fsync must be never, batch or interval:MS"),
         (["replay", "/dev/null", "--journal", "/tmp/j", "--retain-bytes", "12Q"], "--retain-bytes must be a size"),
