@@ -47,7 +47,7 @@ public struct AppKey: Hashable, Sendable, Codable, Comparable {
 public struct AppState: Sendable, Codable, Equatable {
     public var key: AppKey
     public var proxy: String?
-    /// The server's address and port as last seen.
+    /// The server's address and port as first seen.
     public var server: String
     public var links: [String: LinkState] = [:]
     public var serverNames: [String] = []
@@ -89,9 +89,18 @@ public struct StoreStats: Sendable, Equatable {
 /// Per-device application state materialized from journal records, bounded, safe to query from any thread while
 /// the journal thread applies records.
 public final class StateStore: Sendable {
+    /// An application's identity as looked up per record: no string is built for it (`AppKey`, the printable
+    /// form, is made once when the application is first seen).
+    private struct AppID: Hashable {
+        var proxy: String?
+        var server: IPAddress
+        var port: UInt16
+        var host: String?
+    }
+
     private struct Device {
         var address: IPAddress
-        var apps: [AppKey: AppState] = [:]
+        var apps: [AppID: AppState] = [:]
         var firstSeen: UInt64
         var lastSeen: UInt64
         var events = 0
@@ -129,18 +138,16 @@ public final class StateStore: Sendable {
             d.firstSeen = min(d.firstSeen, ts)
             d.lastSeen = max(d.lastSeen, ts)
             d.events += 1
-            let server = endpointText(e.server, e.serverPort)
-            let key: AppKey
-            if e.kind == .webLink {
-                key = AppKey(endpoint: e.proxy ?? server, host: e.host ?? e.server.description)
-            } else {
-                key = AppKey(endpoint: server, host: e.serverName ?? e.server.description)
-            }
-            var app = d.apps.removeValue(forKey: key) ?? {
+            let host = e.kind == .webLink ? e.host : e.serverName
+            let proxy = e.kind == .webLink ? e.proxy : nil
+            let id = proxy != nil ? AppID(proxy: proxy, server: .none, port: 0, host: host)
+                : AppID(proxy: nil, server: e.server, port: e.serverPort, host: host)
+            var app = d.apps.removeValue(forKey: id) ?? {
                 s.stats.apps += 1
+                let server = endpointText(e.server, e.serverPort)
+                let key = AppKey(endpoint: proxy ?? server, host: host ?? e.server.description)
                 return AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
             }()
-            app.server = server
             app.firstSeen = min(app.firstSeen, ts)
             app.lastSeen = max(app.lastSeen, ts)
             app.events += 1
@@ -182,12 +189,12 @@ public final class StateStore: Sendable {
                 for a in e.alpn where !app.alpn.contains(a) { app.alpn.append(a) }
                 if !e.transport.isEmpty, !app.transports.contains(e.transport) { app.transports.append(e.transport) }
             }
-            d.apps[key] = app
+            d.apps[id] = app
             if d.apps.count > limits.maxAppsPerDevice {
-                let removedLinks = d.apps.values.sorted { $0.lastSeen < $1.lastSeen }
+                let oldest = d.apps.sorted { $0.value.lastSeen < $1.value.lastSeen }
                     .prefix(d.apps.count - limits.maxAppsPerDevice)
-                for old in removedLinks {
-                    d.apps[old.key] = nil
+                for (oldID, old) in oldest {
+                    d.apps[oldID] = nil
                     s.stats.links -= old.links.count
                     s.stats.apps -= 1
                     s.stats.appsEvicted &+= 1
