@@ -89,22 +89,59 @@ public struct HTTPStreamParser: Sendable {
                 break
             }
             // Header block: up to CRLF CRLF (or LF LF).
-            let b = bytes[i]
-            i += 1
-            if header.isEmpty && (b == 13 || b == 10) { continue }  // stray CRLF between messages
-            header.append(b)
+            if header.isEmpty {
+                while i < n, bytes[i] == 13 || bytes[i] == 10 { i += 1 }  // stray CRLF between messages
+                if i == n { return }
+                if let end = Self.blockEnd(bytes, from: i, kept: []) {
+                    // The whole block is in this segment: parsed where it lies, nothing copied.
+                    parseBlock(UnsafeRawBufferPointer(rebasing: bytes[i..<end]), emit: emit)
+                    i = end
+                    continue
+                }
+            }
+            // The block continues in a later segment: kept (bounded) until its end arrives.
+            if let end = Self.blockEnd(bytes, from: i, kept: header) {
+                header.append(contentsOf: bytes[i..<end])
+                i = end
+                var block: [UInt8] = []
+                swap(&block, &header)  // parsed without copying, its storage reused afterwards
+                block.withUnsafeBytes { parseBlock($0, emit: emit) }
+                header = block
+                header.removeAll(keepingCapacity: true)
+                continue
+            }
+            let take = min(n - i, Self.maxHeader + 1 - header.count)
+            header.append(contentsOf: bytes[i..<i + take])
+            i += take
             if header.count > Self.maxHeader {
                 malformed += 1
                 header.removeAll(keepingCapacity: true)
                 loseSync(emit)
-                continue
-            }
-            if b == 10, endsBlock() {
-                let block = header
-                header.removeAll(keepingCapacity: true)
-                parseBlock(block, emit: emit)
             }
         }
+    }
+
+    /// Where the header block that `kept` starts ends in `bytes` (searching from `from`): the index just past its
+    /// blank line (CRLF CRLF, or LF LF), nil when it does not end in `bytes`.
+    @inline(__always)
+    private static func blockEnd(_ bytes: UnsafeRawBufferPointer, from: Int, kept: [UInt8]) -> Int? {
+        // Byte `k` of the block, counting from the start of `bytes` (negative: in `kept`).
+        func at(_ k: Int) -> UInt8? {
+            if k >= from { return bytes[k] }
+            let j = kept.count + (k - from)
+            return j >= 0 ? kept[j] : nil
+        }
+        var j = from
+        let n = bytes.count
+        while j < n {
+            if bytes[j] == 10 {
+                let p1 = at(j - 1)
+                if p1 == 10 { return j + 1 }
+                if p1 == 13, at(j - 2) == 10, at(j - 3) == 13 { return j + 1 }
+            }
+            j += 1
+        }
+        return nil
     }
 
     /// `count` bytes of the stream were never seen. A gap that falls inside a body of known length (or a chunk's
@@ -136,52 +173,71 @@ public struct HTTPStreamParser: Sendable {
         synchronized = false
     }
 
-    private func endsBlock() -> Bool {
-        let c = header.count
-        if c >= 2 && header[c - 2] == 10 { return true }
-        return c >= 4 && header[c - 2] == 13 && header[c - 3] == 10 && header[c - 4] == 13
-    }
+    /// The names of the header fields kept from responses, lower-case, with their `HTTPResponse.headers` keys.
+    private static let keptNames: [([UInt8], String)] = HTTPResponse.kept.sorted().map { (Array($0.utf8), $0) }
 
-    private mutating func parseBlock(_ block: [UInt8], emit: (Message) -> Void) {
-        var lines = block.split(separator: 10, omittingEmptySubsequences: true).map { line -> ArraySlice<UInt8> in
-            line.last == 13 ? line.dropLast() : line
+    /// Parses one header block (start line and fields, without the blank line) where it lies: only the values
+    /// kept become strings.
+    private mutating func parseBlock(_ block: UnsafeRawBufferPointer, emit: (Message) -> Void) {
+        var pos = 0
+        var first: Range<Int>?
+        while pos < block.count {
+            let line = Self.nextLine(block, &pos)
+            if line.isEmpty { continue }
+            // Mid-stream: lines are dropped until one starts a message.
+            if synchronized || startsMessage(block, line) {
+                first = line
+                synchronized = true
+                break
+            }
         }
-        guard !lines.isEmpty else { return }
-        if !synchronized {
-            // Mid-stream: drop lines until one starts a message.
-            guard let start = lines.firstIndex(where: { startsMessage($0) }) else { return }
-            lines.removeFirst(start)
-            synchronized = true
+        guard let first else { return }
+        var host: String?
+        var length: Int?
+        var lengthSeen = false, encodingSeen = false
+        var chunked = false
+        var headers: [String: String] = [:]
+        while pos < block.count {
+            let line = Self.nextLine(block, &pos)
+            guard let colon = Self.index(of: 58, in: block, line) else { continue }
+            let name = line.lowerBound..<colon
+            let value = Self.trimmed(block, colon + 1..<line.upperBound)
+            func text() -> String { String(decoding: UnsafeRawBufferPointer(rebasing: block[value]), as: UTF8.self) }
+            if Self.nameIs(block, name, "host") {
+                if host == nil { host = text() }
+            } else if Self.nameIs(block, name, "content-length") {
+                if !lengthSeen { lengthSeen = true; length = Self.decimal(block, value) }
+            } else if Self.nameIs(block, name, "transfer-encoding") {
+                if !encodingSeen { encodingSeen = true; chunked = Self.containsChunked(block, value) }
+            }
+            if side == .server, name.count <= 14 {
+                for (bytes, key) in Self.keptNames where bytes.count == name.count && headers[key] == nil
+                    && Self.nameIs(block, name, bytes)
+                {
+                    headers[key] = text()
+                    break
+                }
+            }
         }
-        let first = lines.removeFirst()
-        var fields: [(String, String)] = []
-        for line in lines {
-            guard let colon = line.firstIndex(of: 58) else { continue }
-            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self).lowercased()
-            let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingSpaces()
-            fields.append((name, value))
-        }
-        func field(_ n: String) -> String? { fields.first { $0.0 == n }?.1 }
-        let chunked = field("transfer-encoding")?.lowercased().contains("chunked") ?? false
-        let length = field("content-length").flatMap { Int($0.trimmingSpaces()) }
+        // Request line: method, target, version (any fourth word ignored); status line: version, code, reason.
+        let parts = Self.words(block, first, max: side == .client ? 4 : 3)
         switch side {
         case .client:
-            let parts = first.split(separator: 32, omittingEmptySubsequences: true)
-            guard parts.count >= 2, isToken(parts[0]) else { malformed += 1; loseSync(emit); return }
-            let method = String(decoding: parts[0], as: UTF8.self)
-            let target = String(decoding: parts[1], as: UTF8.self)
-            let version = parts.count >= 3 ? String(decoding: parts[2], as: UTF8.self) : "HTTP/0.9"
-            let r = HTTPRequest(method: method, target: target, version: version, host: field("host"))
+            guard parts.count >= 2, isToken(block, parts[0]) else { malformed += 1; loseSync(emit); return }
+            func word(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: block[r]), as: UTF8.self) }
+            let r = HTTPRequest(method: word(parts[0]), target: word(parts[1]),
+                                version: parts.count >= 3 ? word(parts[2]) : "HTTP/0.9", host: host)
             body = chunked ? .chunked(.size) : (length.map { $0 > 0 ? .length($0) : .none } ?? .none)
             emit(.request(r))
         case .server:
-            let parts = first.split(separator: 32, maxSplits: 2, omittingEmptySubsequences: true)
-            guard parts.count >= 2, parts[0].starts(with: Array("HTTP/".utf8)),
-                  let status = Int(String(decoding: parts[1], as: UTF8.self)) else {
+            // Status line: version, code, and the rest (the reason phrase may contain spaces).
+            guard parts.count >= 2, Self.startsWith(block, parts[0], "HTTP/"), let status = Self.decimal(block, parts[1])
+            else {
                 malformed += 1; loseSync(emit); return
             }
-            var r = HTTPResponse(status: status, version: String(decoding: parts[0], as: UTF8.self))
-            for (n, v) in fields where HTTPResponse.kept.contains(n) && r.headers[n] == nil { r.headers[n] = v }
+            let r = HTTPResponse(status: status,
+                                 version: String(decoding: UnsafeRawBufferPointer(rebasing: block[parts[0]]), as: UTF8.self),
+                                 headers: headers)
             if status >= 100 && status < 200 && status != 101 {
                 body = .none  // interim: the final response follows
                 return
@@ -201,18 +257,123 @@ public struct HTTPStreamParser: Sendable {
         }
     }
 
-    private func startsMessage(_ line: ArraySlice<UInt8>) -> Bool {
+    // Byte-range helpers over a block: no allocation.
+
+    /// The line at `pos` without its CR LF; `pos` moves past it.
+    private static func nextLine(_ b: UnsafeRawBufferPointer, _ pos: inout Int) -> Range<Int> {
+        let start = pos
+        while pos < b.count, b[pos] != 10 { pos += 1 }
+        var end = pos
+        if pos < b.count { pos += 1 }
+        if end > start, b[end - 1] == 13 { end -= 1 }
+        return start..<end
+    }
+
+    private static func index(of byte: UInt8, in b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Int? {
+        var i = r.lowerBound
+        while i < r.upperBound { if b[i] == byte { return i }; i += 1 }
+        return nil
+    }
+
+    private static func trimmed(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Range<Int> {
+        var lo = r.lowerBound, hi = r.upperBound
+        while lo < hi, b[lo] == 32 || b[lo] == 9 { lo += 1 }
+        while hi > lo, b[hi - 1] == 32 || b[hi - 1] == 9 { hi -= 1 }
+        return lo..<hi
+    }
+
+    /// Whether the bytes in `r` equal `lower` ignoring ASCII case (`lower` is lower-case).
+    private static func nameIs(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ lower: [UInt8]) -> Bool {
+        guard r.count == lower.count else { return false }
+        var k = 0
+        for i in r {
+            var c = b[i]
+            if c >= 65 && c <= 90 { c |= 0x20 }
+            if c != lower[k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    private static func nameIs(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ lower: StaticString) -> Bool {
+        guard r.count == lower.utf8CodeUnitCount else { return false }
+        let p = lower.utf8Start
+        var k = 0
+        for i in r {
+            var c = b[i]
+            if c >= 65 && c <= 90 { c |= 0x20 }
+            if c != p[k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    private static func startsWith(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        guard r.count >= n else { return false }
+        let p = prefix.utf8Start
+        for k in 0..<n where b[r.lowerBound + k] != p[k] { return false }
+        return true
+    }
+
+    /// A non-negative decimal number filling `r` (surrounding spaces already trimmed), nil otherwise.
+    private static func decimal(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Int? {
+        guard !r.isEmpty, r.count <= 18 else { return nil }
+        var v = 0
+        for i in r {
+            let d = Int(b[i]) - 48
+            guard d >= 0 && d <= 9 else { return nil }
+            v = v * 10 + d
+        }
+        return v
+    }
+
+    /// Whether a Transfer-Encoding value names the chunked coding (any case).
+    private static func containsChunked(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        let word: StaticString = "chunked"
+        guard r.count >= 7 else { return false }
+        for start in r.lowerBound...(r.upperBound - 7) where nameIs(b, start..<start + 7, word) { return true }
+        return false
+    }
+
+    /// Up to `max` space-separated words of a line; the last one runs to the end of the line.
+    private static func words(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, max: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        out.reserveCapacity(max)
+        var i = r.lowerBound
+        while i < r.upperBound {
+            while i < r.upperBound, b[i] == 32 { i += 1 }
+            guard i < r.upperBound else { break }
+            if out.count == max - 1 {
+                var end = r.upperBound
+                while end > i, b[end - 1] == 32 { end -= 1 }
+                out.append(i..<end)
+                break
+            }
+            let start = i
+            while i < r.upperBound, b[i] != 32 { i += 1 }
+            out.append(start..<i)
+        }
+        return out
+    }
+
+    private func startsMessage(_ b: UnsafeRawBufferPointer, _ line: Range<Int>) -> Bool {
         switch side {
         case .server:
-            return line.starts(with: Array("HTTP/1.".utf8))
+            return Self.startsWith(b, line, "HTTP/1.")
         case .client:
-            let parts = line.split(separator: 32, omittingEmptySubsequences: true)
-            return parts.count == 3 && isToken(parts[0]) && parts[2].starts(with: Array("HTTP/".utf8))
+            let parts = Self.words(b, line, max: 4)
+            return parts.count == 3 && isToken(b, parts[0]) && Self.startsWith(b, parts[2], "HTTP/")
         }
     }
 
-    private func isToken(_ s: ArraySlice<UInt8>) -> Bool {
-        !s.isEmpty && s.count <= 24 && s.allSatisfy { ($0 >= 65 && $0 <= 90) || $0 == 45 || $0 == 95 }
+    private func isToken(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        guard !r.isEmpty, r.count <= 24 else { return false }
+        for i in r {
+            let c = b[i]
+            guard (c >= 65 && c <= 90) || c == 45 || c == 95 else { return false }
+        }
+        return true
     }
 
     /// Chunked body: size line, data, CRLF, ..., last chunk, trailers until an empty line.
@@ -241,14 +402,14 @@ public struct HTTPStreamParser: Sendable {
                     }
                     continue
                 }
-                let line = chunkLine
-                chunkLine.removeAll(keepingCapacity: true)
+                var line: [UInt8] = []
+                swap(&line, &chunkLine)  // read without a copy; its storage is reused below
+                defer { chunkLine = line; chunkLine.removeAll(keepingCapacity: true) }
                 switch state {
                 case .dataEnd:
                     body = .chunked(.size)  // the CRLF after a chunk's data
                 case .size:
-                    let hexPart = line.prefix { $0 != 59 && $0 != 32 }  // before ';' extensions
-                    guard let size = Int(String(decoding: hexPart, as: UTF8.self), radix: 16) else {
+                    guard let size = Self.hexSize(line) else {
                         malformed += 1
                         body = .none
                         loseSync(emit)
@@ -264,6 +425,27 @@ public struct HTTPStreamParser: Sendable {
             }
         }
         return i
+    }
+}
+
+extension HTTPStreamParser {
+    /// A chunk-size line's size: hex digits before any `;` extension or space; nil when there are none or too many.
+    fileprivate static func hexSize(_ line: [UInt8]) -> Int? {
+        var v = 0, digits = 0
+        for c in line {
+            let d: Int
+            switch c {
+            case 48...57: d = Int(c) - 48
+            case 65...70: d = Int(c) - 55
+            case 97...102: d = Int(c) - 87
+            case 59, 32, 9: return digits > 0 ? v : nil
+            default: return nil
+            }
+            digits += 1
+            guard digits <= 15 else { return nil }
+            v = v << 4 | d
+        }
+        return digits > 0 ? v : nil
     }
 }
 

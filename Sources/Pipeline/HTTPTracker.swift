@@ -37,6 +37,9 @@ final class HTTPTracker {
 
     private var connections: ConnectionSlots<Connection>
     var counters = HTTPCounters()
+    /// Per-segment scratch of `handle` (see there).
+    private var messages: [HTTPStreamParser.Message] = []
+    private var gapsSeen: UInt64 = 0
     static let ports: Set<UInt16> = [80, 8080, 8000, 8008, 3128]
     /// Requests waiting for their responses on one connection, at most.
     static let maxPending = 256
@@ -87,8 +90,10 @@ final class HTTPTracker {
             counters.connections &+= 1
         }
         c.entry = entry
-        var messages: [HTTPStreamParser.Message] = []
-        var gaps: UInt64 = 0
+        // Tracker properties, not locals: the nested functions below capture them, and captured local variables
+        // would be boxed on the heap for every segment.
+        messages.removeAll(keepingCapacity: true)
+        gapsSeen = 0
         let before = c.buffered
         let malformedBefore = c.malformed
         // A reassembler calls back into its parser: different properties of the connection, updated in place.
@@ -96,13 +101,13 @@ final class HTTPTracker {
         func toClientParser(_ e: StreamReassembler.Event) {
             switch e {
             case .data(let d): c.client.feed(d) { if case .lostSync = $0 {} else { messages.append($0) } }
-            case .gap(let n): c.client.gap(n) { _ in }; gaps &+= 1
+            case .gap(let n): c.client.gap(n) { _ in }; gapsSeen &+= 1
             }
         }
         func toServerParser(_ e: StreamReassembler.Event) {
             switch e {
             case .data(let d): c.server.feed(d) { messages.append($0) }
-            case .gap(let n): c.server.gap(n) { messages.append($0) }; gaps &+= 1
+            case .gap(let n): c.server.gap(n) { messages.append($0) }; gapsSeen &+= 1
             }
         }
         if fromClient {
@@ -118,9 +123,9 @@ final class HTTPTracker {
             budget.release(held)
             counters.memcapSkips &+= 1
         }
-        counters.gaps &+= gaps
+        counters.gaps &+= gapsSeen
         counters.malformed &+= UInt64(c.malformed - malformedBefore)
-        pair(messages, in: c, ts: ts, publish: publish)
+        if !messages.isEmpty { pair(messages, in: c, ts: ts, publish: publish) }
     }
 
     /// Requests wait for their responses, in order; each response completes the oldest waiting request. When the
