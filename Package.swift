@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "StatetapRings", targets: ["Rings"]),
         .library(name: "StatetapFlows", targets: ["Flows"]),
         .library(name: "StatetapExtract", targets: ["Extract"]),
+        .library(name: "StatetapJournal", targets: ["Journal"]),
         .library(name: "StatetapShims", targets: ["CStatetapShims"]),
     ],
     dependencies: [

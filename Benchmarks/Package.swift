@@ -22,25 +22,38 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
         // Named, so `package: "statetap"` works whatever the checkout folder is called.
         .package(name: "statetap", path: "../"),
+        // The interposer Benchmark counts mallocs with (the same package and version Benchmark resolves): read
+        // directly around a replay, to split its allocations into a fixed cost and a cost per event.
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.0"),
     ],
     targets: [
-        // Fixtures shared by the benchmarks: the mixed frame set, pinned threads, the capture file for replay.
+        // Fixtures shared by the benchmarks: the mixed frame set, pinned threads, the capture files for replay,
+        // replays with their malloc counts.
         .target(
             name: "BenchmarkSupport",
             dependencies: [
                 .product(name: "StatetapDecode", package: "statetap"),
+                .product(name: "StatetapPipeline", package: "statetap"),
                 .product(name: "PacketCraft", package: "statetap"),
                 .product(name: "StatetapShims", package: "statetap"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
         benchmarkTarget("DecodeBenchmark", dependencies: [.product(name: "StatetapDecode", package: "statetap")]),
         benchmarkTarget("AllocationsBenchmark", dependencies: [
             .product(name: "StatetapDecode", package: "statetap"),
             .product(name: "StatetapFlows", package: "statetap"),
+            .product(name: "StatetapPipeline", package: "statetap"),
+            .product(name: "PacketCraft", package: "statetap"),
         ]),
         benchmarkTarget("RingBenchmark", dependencies: [.product(name: "StatetapRings", package: "statetap")]),
         benchmarkTarget("ReplayBenchmark", dependencies: [
             .product(name: "StatetapPipeline", package: "statetap"),
             .product(name: "PacketCraft", package: "statetap"),
+        ]),
+        benchmarkTarget("ExtractBenchmark", dependencies: [.product(name: "StatetapExtract", package: "statetap")]),
+        benchmarkTarget("JournalBenchmark", dependencies: [
+            .product(name: "StatetapJournal", package: "statetap"),
+            .product(name: "StatetapDecode", package: "statetap"),
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -7,9 +7,13 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a capture of synthetic mobile-edge traffic (for demos, tests and benchmarks).",
         discussion: """
-            The mix: plain, 802.1Q and QinQ tagged, MPLS and PPPoE Ethernet; GTP-U with a PDU session container \
-            carrying IPv4 and IPv6; TCP HTTP sessions with handshake and teardown; UDP 443 exchanges; fragmented \
-            UDP datagrams; ARP; and a few frames cut inside their headers. The same seed gives the same file.
+            --mix mixed (the default): plain, 802.1Q and QinQ tagged, MPLS and PPPoE Ethernet; GTP-U with a PDU \
+            session container carrying IPv4 and IPv6; TCP HTTP sessions with handshake and teardown; UDP 443 \
+            exchanges; fragmented UDP datagrams; ARP; and a few frames cut inside their headers.
+            --mix http: keep-alive HTTP/1.1 connections (plain Ethernet, 802.1Q, GTP-U; IPv4 and IPv6), 2 to 8 \
+            requests each with browser headers, CDN responses (Cache-Control, ETag, Via, X-Cache, Age...) with \
+            bodies over full-size segments, some chunked, some 304 revalidations.
+            The same seed and mix give the same file. --truth counts HTTP requests (one web_link event each).
             """)
 
     @Argument(help: "Output file.")
@@ -24,6 +28,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the traffic generator.")
     var seed: UInt64 = 0x5747_4154_4150
 
+    @Option(help: "Traffic mix: mixed (every encapsulation, short sessions) or http (keep-alive HTTP/1.1).")
+    var mix: TrafficMix = .mixed
+
     @Flag(help: "Print the generated ground truth (what a correct decoder finds) as JSON.")
     var truth = false
 
@@ -32,7 +39,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let t = try writeSyntheticCapture(path: output, packets: packets, format: format, seed: seed)
+        let t = try writeSyntheticCapture(path: output, packets: packets, format: format, seed: seed, mix: mix.mix)
         FileHandle.standardError.write(Data("wrote \(t.packets) packets (\(t.bytes) bytes) to \(output)\n".utf8))
         if truth { print(truthJSON(t)) }
     }
@@ -42,11 +49,23 @@ enum CaptureFormat: String, ExpressibleByArgument, CaseIterable {
     case pcap, pcapng
 }
 
+/// `--mix`: the command line's name for `SyntheticTraffic.Mix`.
+enum TrafficMix: String, ExpressibleByArgument, CaseIterable {
+    case mixed, http
+
+    var mix: SyntheticTraffic.Mix {
+        switch self {
+        case .mixed: .mixed
+        case .http: .http
+        }
+    }
+}
+
 /// Writes a synthetic capture and returns its ground truth.
-func writeSyntheticCapture(path: String, packets: Int, format: CaptureFormat, seed: UInt64) throws
-    -> SyntheticTraffic.Truth
+func writeSyntheticCapture(path: String, packets: Int, format: CaptureFormat, seed: UInt64,
+                           mix: SyntheticTraffic.Mix = .mixed) throws -> SyntheticTraffic.Truth
 {
-    var traffic = SyntheticTraffic(seed: seed)
+    var traffic = SyntheticTraffic(seed: seed, mix: mix)
     switch format {
     case .pcap:
         let w = try PcapWriter(path: path, linkType: .ethernet)
@@ -67,6 +86,8 @@ func truthJSON(_ t: SyntheticTraffic.Truth) -> String {
         ("pppoe", t.pppoePackets), ("gtpu", t.gtpuPackets), ("ipv4", t.ipv4Packets), ("ipv6", t.ipv6Packets),
         ("fragments", t.fragmentPackets), ("reassembled", t.reassembledDatagrams), ("tcp", t.tcpPackets),
         ("udp", t.udpPackets), ("arp", t.arpPackets), ("truncated", t.truncatedPackets),
+        ("http_requests", t.httpRequests), ("http_responses", t.httpResponses),
+        ("http_chunked_responses", t.httpChunkedResponses),
     ]
     return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
 }

@@ -1,13 +1,22 @@
-// Allocation checks of the per-packet path: decode + FlowTable.track must not allocate in steady state.
+// Allocation checks of the per-packet path.
 //
-// One outer iteration handles a batch of 1000 frames (scaling factor .one, so malloc counts are per batch and
-// never rounded away). mallocCountTotal carries zero-tolerance thresholds at every percentile: against a baseline
-// of 0 (`baseline check`) or the static threshold in Thresholds/ (`thresholds check`), one malloc fails the check.
+// decode+track: decode + FlowTable.track must not allocate in steady state. One outer iteration handles a batch of
+// 1000 frames (scaling factor .one, so malloc counts are per batch and never rounded away). mallocCountTotal
+// carries zero-tolerance thresholds at every percentile: against a baseline of 0 (`baseline check`) or the static
+// threshold in Thresholds/ (`thresholds check`), one malloc fails the check.
+//
+// replay-*: a whole replay with extraction (ReplayPipeline.run on a 100,000-packet capture) may allocate only to
+// set the run up and where an event is emitted. Each iteration replays a one-packet capture (the run's fixed
+// cost: pool, rings, tables, threads) and then the capture; `mallocsOverBudget` is what the capture's run
+// allocated beyond fixed cost + slack + budget per event x events, and its threshold is 0. An allocation per
+// packet adds packets/events allocations per event (about 11 in the mixed capture, 38 in the HTTP one): over the
+// budget's headroom, so the check fails.
 
 import Benchmark
 import BenchmarkSupport
 import Decode
 import Flows
+import PacketCraft
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,6 +67,63 @@ final class FlowState: @unchecked Sendable {
     }
 }
 
+/// Packets in each replay capture.
+let replayPackets = 100_000
+
+/// Allocations a run may make beyond the one-packet run's, whatever the number of events: growth of the tables
+/// sized by the traffic (dictionaries doubling), one-time runtime metadata.
+let replaySlack = 2_000
+
+enum ReplayAllocationMetrics {
+    /// The run's allocations beyond the fixed cost, per event the sink received.
+    static let perEvent = BenchmarkMetric.custom("mallocsPerEvent", polarity: .prefersSmaller, useScalingFactor: false)
+    /// The same per 1000 packets.
+    static let perKilopacket = BenchmarkMetric.custom(
+        "mallocsPerKilopacket", polarity: .prefersSmaller, useScalingFactor: false)
+    /// Allocations beyond fixed cost + slack + budget per event x events (0 when within budget).
+    static let overBudget = BenchmarkMetric.custom(
+        "mallocsOverBudget", polarity: .prefersSmaller, useScalingFactor: false)
+    /// Events the sink received, and the fixed cost measured: to read the other figures against.
+    static let events = BenchmarkMetric.custom("events", polarity: .prefersLarger, useScalingFactor: false)
+    static let fixedCost = BenchmarkMetric.custom("mallocsFixed", polarity: .prefersSmaller, useScalingFactor: false)
+}
+
+/// A replay capture and its budget.
+final class ReplayAllocationState: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init.
+    let capture: String
+    /// The first packet of the same capture: a run that sets everything up and decodes one packet.
+    let onePacket: String
+    let perEventBudget: Int
+
+    init(mix: SyntheticTraffic.Mix, perEventBudget: Int) throws {
+        capture = try ReplayCapture.ensure(packets: replayPackets, mix: mix)
+        onePacket = try ReplayCapture.ensure(packets: 1, mix: mix)
+        self.perEventBudget = perEventBudget
+    }
+
+    func measure(_ benchmark: Benchmark) throws {
+        let fixed = try CountedReplay(onePacket)
+        let run = try CountedReplay(capture)
+        guard run.packets == replayPackets, run.summary.readErrors.isEmpty, run.summary.counters.eventsDropped == 0,
+              run.events > 0
+        else {
+            throw SetupError(message: "replayed \(run.packets) of \(replayPackets) packets, \(run.events) events "
+                + "(\(run.summary.counters.eventsDropped) dropped), read errors \(run.summary.readErrors)")
+        }
+        // The pool and the tables are allocated in every run: no count means the interposer is not counting, as in
+        // warm-up iterations (Benchmark enables counting after them, and records nothing from them either).
+        guard fixed.mallocs > 0 else { return }
+        let variable = max(0, run.mallocs - fixed.mallocs)
+        let budget = fixed.mallocs + replaySlack + perEventBudget * run.events
+        benchmark.measurement(ReplayAllocationMetrics.overBudget, max(0, run.mallocs - budget))
+        benchmark.measurement(ReplayAllocationMetrics.perEvent, variable / run.events)
+        benchmark.measurement(ReplayAllocationMetrics.perKilopacket, variable * 1000 / run.packets)
+        benchmark.measurement(ReplayAllocationMetrics.events, run.events)
+        benchmark.measurement(ReplayAllocationMetrics.fixedCost, fixed.mallocs)
+    }
+}
+
 struct SetupError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
@@ -98,5 +164,29 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(state.ended)
     } setup: {
         try FlowState(flowCapacity: 64)
+    }
+
+    // Replays with extraction. Counts are deterministic (same file, same code): a few iterations suffice.
+    let replayConfiguration = Benchmark.Configuration(
+        metrics: [.mallocCountTotal, .wallClock, ReplayAllocationMetrics.overBudget, ReplayAllocationMetrics.perEvent,
+                  ReplayAllocationMetrics.perKilopacket, ReplayAllocationMetrics.events,
+                  ReplayAllocationMetrics.fixedCost],
+        timeUnits: .milliseconds,
+        warmupIterations: 1,
+        scalingFactor: .one,
+        maxDuration: .seconds(10),
+        maxIterations: 3,
+        thresholds: [ReplayAllocationMetrics.overBudget: zero])
+
+    // Budgets per event, from what parsing and pairing one request/response and building its web_link cost
+    // (HTTPStreamParser splits lines and makes Strings per header; the response keeps ~4 headers in the mixed
+    // capture, ~12 in the HTTP one), with about 10% headroom; the per-connection state (HTTP connection, TLS
+    // stream, their buffers) falls in it too. Lower them when parsing allocates less.
+    for (name, mix, perEvent) in [("replay-mixed", SyntheticTraffic.Mix.mixed, 64), ("replay-http", .http, 88)] {
+        Benchmark("Allocations.\(name)", configuration: replayConfiguration) { benchmark, state in
+            try state.measure(benchmark)
+        } setup: {
+            try ReplayAllocationState(mix: mix, perEventBudget: perEvent)
+        }
     }
 }
