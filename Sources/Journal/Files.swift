@@ -32,7 +32,13 @@ enum Files {
 
     /// Writes all of `bytes` at the file's position.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError) {
-        let code: Int32 = bytes.withUnsafeBytes { raw in
+        try writeAll(fd, bytes, count: bytes.count, path: path)
+    }
+
+    /// Writes the first `count` bytes of `bytes`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], count: Int, path: String) throws(JournalError) {
+        let code: Int32 = bytes.withUnsafeBytes { all in
+            let raw = UnsafeRawBufferPointer(rebasing: all[0..<count])
             var done = 0
             while done < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)

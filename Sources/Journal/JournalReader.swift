@@ -122,7 +122,8 @@ public struct JournalReader {
                         continue
                     }
                     for offset in offsets {
-                        try readBatch(path: path, name: name, offset: Int(offset), decoder: decoder, report: &report) {
+                        try readBatch(path: path, name: name, offset: Int(offset), device: device, decoder: decoder,
+                                      report: &report) {
                             for r in $0 where wanted(r) { visit(r) }
                         }
                     }
@@ -133,7 +134,7 @@ public struct JournalReader {
             report.segmentsScanned += 1
             report.bytesRead += bytes.count
             let scan = bytes.withUnsafeBytes { raw in
-                SegmentScan.scan(raw, decoder: decoder) { _, records in
+                SegmentScan.scan(raw, decoder: decoder, onlyDevice: device) { _, records in
                     for r in records where wanted(r) { visit(r) }
                 }
             }
@@ -158,7 +159,7 @@ public struct JournalReader {
         return report
     }
 
-    private func readBatch(path: String, name: String, offset: Int, decoder: LZ4FrameDecoder,
+    private func readBatch(path: String, name: String, offset: Int, device: IPAddress?, decoder: LZ4FrameDecoder,
                            report: inout JournalReadReport, _ body: ([JournalRecord]) -> Void) throws(JournalError)
     {
         let head = try Files.read(path, offset: offset, length: SegmentFormat.envelopeSize)
@@ -175,7 +176,8 @@ public struct JournalReader {
             report.damages.append(JournalDamage(segment: name, offset: offset, reason: "batch unreadable: \(damage.reason)"))
         case .success(let content):
             var unknown = 0
-            guard let records = content.withUnsafeBytes({ SegmentFormat.records(in: $0, unknown: &unknown) }) else {
+            guard let records = content.withUnsafeBytes({ SegmentFormat.records(in: $0, unknown: &unknown, device: device) })
+            else {
                 report.damages.append(JournalDamage(segment: name, offset: offset, reason: "batch records do not parse"))
                 return
             }

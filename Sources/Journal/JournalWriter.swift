@@ -133,6 +133,8 @@ public final class JournalWriter: @unchecked Sendable {
     private var segmentFirst: UInt64 = .max
     private var segmentLast: UInt64 = 0
     private var batch = ByteWriter()
+    /// Envelope and compressed frame of the batch being written (reused).
+    private var output: [UInt8] = []
     private var batchRecords = 0
     private var batchFirst: UInt64 = .max
     private var batchLast: UInt64 = 0
@@ -268,29 +270,32 @@ public final class JournalWriter: @unchecked Sendable {
             stats.droppedDiskFull &+= UInt64(batchRecords)
             return
         }
-        let frame: [UInt8]
+        // Envelope and frame in one buffer, reused: the frame is compressed after the envelope's room.
+        let frameLength: Int
         do throws(JournalError) {
-            frame = try LZ4Frame.compress(batch.bytes)
+            frameLength = try LZ4Frame.compress(batch.bytes, into: &output, prefix: SegmentFormat.envelopeSize)
         } catch {
             stats.droppedWriteError &+= UInt64(batchRecords)
             log("journal: \(error); \(batchRecords) records dropped")
             return
         }
-        let envelope = SegmentFormat.envelope(.init(frameLength: frame.count, records: batchRecords,
+        let envelope = SegmentFormat.envelope(.init(frameLength: frameLength, records: batchRecords,
                                                     rawLength: batch.bytes.count, firstTimestamp: batchFirst,
                                                     lastTimestamp: batchLast))
+        output.withUnsafeMutableBytes { $0.copyBytes(from: envelope) }
+        let total = envelope.count + frameLength
         do throws(JournalError) {
             try openSegmentIfNeeded()
             let offset = segmentLength
-            try Files.writeAll(fd, envelope + frame, path: segmentPath)
-            segmentLength += envelope.count + frame.count
+            try Files.writeAll(fd, output, count: total, path: segmentPath)
+            segmentLength += total
             for d in batchDevices { segmentIndex[d, default: []].append(UInt32(offset)) }
             segmentFirst = min(segmentFirst, batchFirst)
             segmentLast = max(segmentLast, batchLast)
             stats.written &+= UInt64(batchRecords)
             stats.batches &+= 1
             stats.rawBytes &+= UInt64(batch.bytes.count)
-            stats.compressedBytes &+= UInt64(envelope.count + frame.count)
+            stats.compressedBytes &+= UInt64(total)
             unsynced = true
             if stats.diskFull {
                 stats.diskFull = false

@@ -3,8 +3,9 @@ import CLZ4
 /// liblz4's frame format with block checksums and the content checksum (xxHash32): what the journal writes for
 /// each batch. A frame is self-describing (`lz4 -d` reads a segment), and a flipped bit fails its checksum.
 enum LZ4Frame {
-    /// Compresses `source` into one frame (fast level, 256 KB linked blocks, content size recorded).
-    static func compress(_ source: [UInt8]) throws(JournalError) -> [UInt8] {
+    /// Compresses `source` into one frame written into `out` after `prefix` bytes left for the caller (the batch
+    /// envelope); `out` is reused from batch to batch. Returns the frame's length.
+    static func compress(_ source: [UInt8], into out: inout [UInt8], prefix: Int) throws(JournalError) -> Int {
         var prefs = LZ4F_preferences_t()
         prefs.frameInfo.blockSizeID = LZ4F_max256KB
         prefs.frameInfo.blockMode = LZ4F_blockLinked
@@ -13,17 +14,16 @@ enum LZ4Frame {
         prefs.frameInfo.contentSize = UInt64(source.count)
         prefs.compressionLevel = 0
         let bound = LZ4F_compressFrameBound(source.count, &prefs)
-        var out = [UInt8](repeating: 0, count: bound)
+        if out.count < prefix + bound { out = [UInt8](repeating: 0, count: prefix + bound) }
         let n = out.withUnsafeMutableBytes { dst in
             source.withUnsafeBytes { src in
-                LZ4F_compressFrame(dst.baseAddress, bound, src.baseAddress, source.count, &prefs)
+                LZ4F_compressFrame(dst.baseAddress! + prefix, bound, src.baseAddress, source.count, &prefs)
             }
         }
         if LZ4F_isError(n) != 0 {
             throw JournalError(.compression, "LZ4 compression failed: \(String(cString: LZ4F_getErrorName(n)))")
         }
-        out.removeSubrange(n...)
-        return out
+        return n
     }
 }
 

@@ -23,8 +23,16 @@ public struct SampleRecords {
                                 ("application/javascript", "js"), ("video/mp4", "m4s"), ("application/json", "json")]
     private static let hex = Array("0123456789abcdef".utf8)
 
-    private mutating func id(_ n: Int) -> String {
-        String(decoding: (0..<n).map { _ in Self.hex[Int(next() & 15)] }, as: UTF8.self)
+    /// `n` hex digits of `v` (ids of objects: the same object always has the same id).
+    private static func hexDigits(_ v: UInt64, _ n: Int) -> String {
+        String(decoding: (0..<n).map { Self.hex[Int(v >> UInt64(4 * $0) & 15)] }, as: UTF8.self)
+    }
+
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// Record number `i` (its timestamp grows with `i`).
@@ -51,13 +59,17 @@ public struct SampleRecords {
         e.method = "GET"
         e.host = host
         e.httpVersion = "HTTP/1.1"
-        e.url = "http://\(host)/v\(r >> 33 & 7)/\(id(4))/\(id(16)).\(ext)?w=\(320 << (r >> 36 & 3))"
+        // Objects are fetched again and again (that is what caches are for): 20,000 per host, the popular ones
+        // more often; an object keeps its path and validators.
+        let object = UInt64(min(next() % 20_000, next() % 20_000)) &+ ((r >> 20) % UInt64(Self.hosts.count)) &* 1_000_000
+        let o = Self.mix(object)
+        e.url = "http://\(host)/v\(o >> 33 & 7)/\(Self.hexDigits(o, 4))/\(Self.hexDigits(o >> 16, 16)).\(ext)?w=\(320 << (o >> 36 & 3))"
         e.status = r >> 50 & 15 == 0 ? 304 : 200
         e.cacheable = r >> 55 & 7 != 0
         e.proxy = "edge-\(r >> 58 & 3)"
         e.responseHeaders = [
             "cache-control": e.cacheable == true ? "public, max-age=\(3600 << (r >> 44 & 3))" : "private, no-store",
-            "etag": "\"\(id(12))\"", "content-type": type, "content-length": String(r >> 12 & 0xfffff),
+            "etag": "\"\(Self.hexDigits(Self.mix(o), 12))\"", "content-type": type, "content-length": String(r >> 12 & 0xfffff),
             "via": "1.1 \(e.proxy!) (statetap-edge)", "x-cache": r & 2 == 0 ? "HIT" : "MISS",
             "last-modified": "Tue, 24 Nov 2026 10:\(10 + r % 50):00 GMT",
         ]

@@ -115,13 +115,18 @@ enum SegmentFormat {
 
     /// Records back to back in a batch's content; nil when they do not fill it exactly. Records of an unknown
     /// type or version are counted in `unknown` and skipped.
-    static func records(in content: UnsafeRawBufferPointer, unknown: inout Int) -> [JournalRecord]? {
+    static func records(in content: UnsafeRawBufferPointer, unknown: inout Int, device: IPAddress? = nil) -> [JournalRecord]? {
         var r = ByteReader(content)
         var out: [JournalRecord] = []
         while r.remaining > 0 {
             guard let length = r.u32(), let type = r.u8(), let version = r.u8(), r.remaining >= Int(length) else { return nil }
             let body = UnsafeRawBufferPointer(rebasing: content[r.offset..<r.offset + Int(length)])
             r.offset += Int(length)
+            if let device {
+                // Only one device's records are wanted: the others are not decoded.
+                var peek = ByteReader(body)
+                guard peek.u64() != nil, peek.address() == device else { continue }
+            }
             if let record = JournalRecord.decode(type: type, version: version, body: body) {
                 out.append(record)
             } else {
@@ -167,6 +172,7 @@ struct SegmentScan {
     /// Scans `bytes` (a whole segment); `visit` gets each good batch's offset and records (depth `.records`),
     /// `visitDevices` its offset and devices (depth `.devices`).
     static func scan(_ bytes: UnsafeRawBufferPointer, decoder: LZ4FrameDecoder, depth: Depth = .records,
+                     onlyDevice: IPAddress? = nil,
                      visit: (_ offset: Int, _ records: [JournalRecord]) -> Void = { _, _ in },
                      visitDevices: (_ offset: Int, _ devices: Set<IPAddress>) -> Void = { _, _ in }) -> SegmentScan
     {
@@ -211,7 +217,11 @@ struct SegmentScan {
                 var records: [JournalRecord] = []
                 var unknown = 0
                 if counted == e.records, depth == .records {
-                    records = content.withUnsafeBytes { SegmentFormat.records(in: $0, unknown: &unknown) } ?? []
+                    var skipped = 0
+                    records = content.withUnsafeBytes {
+                        SegmentFormat.records(in: $0, unknown: &skipped, device: onlyDevice)
+                    } ?? []
+                    unknown = e.records - perType.reduce(0, +)
                 } else if counted == e.records {
                     unknown = e.records - perType.reduce(0, +)
                 }
