@@ -2,7 +2,8 @@
 # The test command on a fresh machine: install what is missing, build with warnings as a failure, run the test
 # suite (as root it includes the live AF_XDP tests in network namespaces; otherwise they are skipped with a
 # warning), the ring tests again under ThreadSanitizer, the public corpus against tshark (zero traps), the
-# allocation check of the benchmark harness (counts only, never wall time), the live demo (root) and the demo.
+# allocation check of the benchmark harness (counts only, never wall time), the fuzzers for a minute each, the live
+# demo (root) and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -35,6 +36,10 @@ fi
 
 echo "== allocation check: decode + flow tracking allocate nothing per packet (Benchmarks/, release build)"
 (cd Benchmarks && swift package benchmark thresholds check --target AllocationsBenchmark --no-progress)
+
+echo "== fuzzing: the decoder, HTTP, TLS and QUIC parsers under libFuzzer (Fuzz/, release, fuzzer + address"
+echo "   sanitizers), ${STATETAP_FUZZ_SECONDS:-60} s each, zero crashes (longer runs: Fuzz/README.md)"
+scripts/fuzz.sh --seconds "${STATETAP_FUZZ_SECONDS:-60}"
 
 if [[ $(id -u) -eq 0 ]]; then
   echo "== live demo: AF_XDP capture on a veth pair, release build (optimized code paths differ from debug)"
