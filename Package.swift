@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "StatetapFlows", targets: ["Flows"]),
         .library(name: "StatetapExtract", targets: ["Extract"]),
         .library(name: "StatetapJournal", targets: ["Journal"]),
+        // The RFC 9001 / RFC 9369 Initial vectors, shared with Benchmarks/ and Fuzz/.
+        .library(name: "StatetapTestSupport", targets: ["StatetapTestSupport"]),
         .library(name: "StatetapShims", targets: ["CStatetapShims"]),
     ],
     dependencies: [

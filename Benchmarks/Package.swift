@@ -50,7 +50,10 @@ let package = Package(
             .product(name: "StatetapPipeline", package: "statetap"),
             .product(name: "PacketCraft", package: "statetap"),
         ]),
-        benchmarkTarget("ExtractBenchmark", dependencies: [.product(name: "StatetapExtract", package: "statetap")]),
+        benchmarkTarget("ExtractBenchmark", dependencies: [
+            .product(name: "StatetapExtract", package: "statetap"),
+            .product(name: "StatetapTestSupport", package: "statetap"),
+        ]),
         benchmarkTarget("JournalBenchmark", dependencies: [
             .product(name: "StatetapJournal", package: "statetap"),
             .product(name: "StatetapDecode", package: "statetap"),

@@ -42,6 +42,7 @@ let package = Package(
         .executableTarget(name: "QUICFuzzer", dependencies: [
             "FuzzSupport",
             .product(name: "StatetapExtract", package: "statetap"),
+            .product(name: "StatetapTestSupport", package: "statetap"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
