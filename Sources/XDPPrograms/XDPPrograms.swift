@@ -10,7 +10,18 @@ public enum XDPPrograms {
     public static let trafficgenObjectName = "trafficgen"
 
     /// Filesystem path of the embedded `<name>.bpf.o`, or `nil` if no such object was built into the bundle.
+    ///
+    /// Looked up first beside the running executable (SwiftPM puts `statetap_XDPPrograms.resources` there), found
+    /// through /proc/self/exe: Foundation's `Bundle.main` traps when the executable's directory cannot be
+    /// searched (an unprivileged user running a binary under a root-only directory), and such a user must get the
+    /// "needs root" message, not a crash.
     public static func objectPath(named name: String) -> String? {
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let dir = (exe as NSString).deletingLastPathComponent
+            let path = dir + "/statetap_XDPPrograms.resources/\(name).bpf.o"
+            if access(dir, X_OK) != 0 { return path }  // cannot even look: the load reports the permission error
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
         let bundle = Bundle.module
         if let url = bundle.url(forResource: "\(name).bpf", withExtension: "o") {
             return url.path(percentEncoded: false)
