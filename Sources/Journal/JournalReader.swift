@@ -65,7 +65,7 @@ public struct JournalReader {
         let numbers = try segments()
         for (i, n) in numbers.enumerated() {
             let name = SegmentFormat.fileName(n)
-            let bytes = try Files.read(directory + "/" + name)
+            guard let bytes = try readSegmentFile(name) else { continue }
             let scan = bytes.withUnsafeBytes { SegmentScan.scan($0, decoder: decoder, depth: .verify) }
             var perType: [JournalRecord.RecordType: Int] = [:]
             for t in JournalRecord.RecordType.allCases where scan.perType[Int(t.rawValue)] > 0 {
@@ -87,6 +87,16 @@ public struct JournalReader {
             if !(isLast && v.inUse), index(n, length: bytes.count) == nil { v.missingIndexes.append(name) }
         }
         return v
+    }
+
+    /// A segment's bytes; nil when it is gone (retention removed it while we read).
+    private func readSegmentFile(_ name: String) throws(JournalError) -> [UInt8]? {
+        do {
+            return try Files.read(directory + "/" + name)
+        } catch {
+            if Files.size(directory + "/" + name) == nil { return nil }
+            throw error
+        }
     }
 
     /// The index of segment `n` if it exists, is intact and describes the file as it is (`length` bytes).
@@ -130,7 +140,7 @@ public struct JournalReader {
                     continue
                 }
             }
-            let bytes = try Files.read(path)
+            guard let bytes = try readSegmentFile(name) else { continue }
             report.segmentsScanned += 1
             report.bytesRead += bytes.count
             let scan = bytes.withUnsafeBytes { raw in

@@ -141,6 +141,8 @@ public final class JournalWriter: @unchecked Sendable {
     private var batchDevices: Set<IPAddress> = []
     private var batchStarted: UInt64 = 0
     private var unsynced = false
+    /// Records written but never to be acknowledged (their fsync failed).
+    private var unacknowledgeable: UInt64 = 0
     private var lastSync: UInt64 = 0
     private var retryAfter: UInt64 = 0
     private var stats = JournalStats()
@@ -302,7 +304,7 @@ public final class JournalWriter: @unchecked Sendable {
                 log("journal: writing again (\(stats.droppedDiskFull) records were dropped while the disk was full)")
             }
             switch options.fsync {
-            case .never: stats.acknowledged = stats.written
+            case .never: stats.acknowledged = stats.written &- unacknowledgeable
             case .batch: syncSegment(now: now)
             case .interval: break
             }
@@ -312,7 +314,15 @@ public final class JournalWriter: @unchecked Sendable {
             }
         } catch {
             // Whatever part of the batch reached the file is cut, so the segment ends at a whole batch.
-            if fd >= 0 { try? Files.truncate(fd, to: segmentLength, path: segmentPath) }
+            if fd >= 0 {
+                do {
+                    try Files.truncate(fd, to: segmentLength, path: segmentPath)
+                } catch {
+                    // The file position is past bytes that are not a whole batch: this segment ends here.
+                    log("journal: \(error.message); continuing in a new segment")
+                    closeSegment()
+                }
+            }
             if error.kind == .diskFull {
                 stats.droppedDiskFull &+= UInt64(batchRecords)
                 if !stats.diskFull {
@@ -335,7 +345,7 @@ public final class JournalWriter: @unchecked Sendable {
     private func openSegmentIfNeeded() throws(JournalError) {
         guard fd < 0 else { return }
         let path = segmentPath
-        let newFD = try Files.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        let newFD = try Files.open(path, flags: O_WRONLY | O_CREAT | O_EXCL)
         let header = SegmentFormat.header(segment: segmentNumber)
         do throws(JournalError) {
             try Files.writeAll(newFD, header, path: path)
@@ -355,34 +365,44 @@ public final class JournalWriter: @unchecked Sendable {
 
     private func syncSegment(now: UInt64) {
         guard fd >= 0, unsynced else { return }
+        lastSync = now
         do throws(JournalError) {
             try Files.sync(fd, path: segmentPath)
             stats.fsyncs &+= 1
-            stats.acknowledged = stats.written
+            stats.acknowledged = stats.written &- unacknowledgeable
             unsynced = false
         } catch {
-            log("journal: \(error.message)")
+            // After a failed fsync the kernel may have dropped the dirty pages and will not say so again: what was
+            // written since the last good fsync is never acknowledged (counted as lost), and the segment is closed
+            // so later records go to a new file whose fsyncs mean something.
+            let lost = stats.written &- unacknowledgeable &- stats.acknowledged
+            unacknowledgeable &+= lost
+            stats.droppedWriteError &+= lost
+            log("journal: \(error.message); \(lost) written records may not be on disk and are not acknowledged; "
+                + "continuing in a new segment")
+            unsynced = false
+            closeSegment()
         }
-        lastSync = now
     }
 
     /// Closes the segment being written: fsync, then its index.
     private func closeSegment() {
         guard fd >= 0 else { return }
         syncSegment(now: monotonicNanoseconds())
-        if !unsynced { stats.acknowledged = stats.written }
+        guard fd >= 0 else { return }  // a failed fsync closed it already
         close(fd)
         fd = -1
         let index = SegmentIndex(segmentLength: segmentLength, firstTimestamp: segmentFirst,
                                  lastTimestamp: segmentLast, batches: segmentIndex)
-        do throws(JournalError) {
+        do {
             try Files.writeAtomically(directory + "/" + SegmentFormat.indexName(segmentNumber), index.encoded())
         } catch {
             log("journal: cannot write the index of \(SegmentFormat.fileName(segmentNumber)): \(error.message) "
-                + "(it is rebuilt at the next start)")
+                + "(readers scan the segment; the index is rebuilt at the next start)")
         }
         stats.segmentsClosed &+= 1
         segmentNumber += 1
+        segmentLength = 0
     }
 
     private func publishStats() {
@@ -453,7 +473,8 @@ public final class JournalWriter: @unchecked Sendable {
         for n in numbers where !names.contains(SegmentFormat.indexName(n))
             || Files.size(directory + "/" + SegmentFormat.indexName(n)) == nil
         {
-            if try buildIndex(directory: directory, segment: n, decoder: decoder) { report.indexesRebuilt += 1 }
+            // Not fatal (a full disk must not stop the start): readers scan a segment without an index.
+            if (try? buildIndex(directory: directory, segment: n, decoder: decoder)) == true { report.indexesRebuilt += 1 }
         }
         report.segments = numbers.count
         return max(numbers.last ?? 0, names.compactMap { SegmentFormat.number(ofFile: $0) }.max() ?? 0)

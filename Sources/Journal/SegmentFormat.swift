@@ -30,8 +30,10 @@ enum SegmentFormat {
 
     /// The segment number of a file name, nil for other files.
     static func number(ofFile name: String) -> UInt64? {
-        guard name.hasPrefix("seg-"), name.hasSuffix(".stj"), name.count == 18 else { return nil }
-        return UInt64(name.dropFirst(4).dropLast(4))
+        guard name.hasPrefix("seg-"), name.hasSuffix(".stj"), name.count >= 18 else { return nil }
+        let digits = name.dropFirst(4).dropLast(4)
+        guard digits.allSatisfy({ $0 >= "0" && $0 <= "9" }) else { return nil }
+        return UInt64(digits)
     }
 
     static func header(segment: UInt64) -> [UInt8] {
@@ -286,8 +288,8 @@ struct SegmentIndex: Equatable {
         guard stored == CRC32C.checksum(Array(bytes[..<body])) else { return nil }
         let parsed: SegmentIndex? = bytes.withUnsafeBytes { raw in
             var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[..<body]))
-            guard r.raw(4) == Array("STJI".utf8), r.u32() == 1, let length = r.u64(), let first = r.u64(),
-                  let last = r.u64(), let n = r.u32() else { return nil }
+            guard r.raw(4) == Array("STJI".utf8), r.u32() == 1, let length64 = r.u64(), let length = Int(exactly: length64),
+                  let first = r.u64(), let last = r.u64(), let n = r.u32() else { return nil }
             var batches: [IPAddress: [UInt32]] = [:]
             for _ in 0..<n {
                 guard let device = r.address(), let count = r.u32(), Int(count) <= r.remaining / 4 else { return nil }
@@ -297,7 +299,7 @@ struct SegmentIndex: Equatable {
                 batches[device] = offsets
             }
             guard r.remaining == 0 else { return nil }
-            return SegmentIndex(segmentLength: Int(length), firstTimestamp: first, lastTimestamp: last, batches: batches)
+            return SegmentIndex(segmentLength: length, firstTimestamp: first, lastTimestamp: last, batches: batches)
         }
         guard let parsed else { return nil }
         self = parsed

@@ -203,7 +203,8 @@ public final class StateStore: Sendable {
             s.devices[e.device] = d
             if s.devices.count > limits.maxDevices {
                 // Least recently touched out, a batch at a time (one sort per ~1% of the limit, not per device).
-                let excess = s.devices.count - limits.maxDevices + max(1, limits.maxDevices / 100)
+                let excess = min(s.devices.count - limits.maxDevices + max(1, limits.maxDevices / 100),
+                                 s.devices.count - 1)  // never the device just seen
                 for old in s.devices.values.sorted(by: { $0.touched < $1.touched }).prefix(excess) {
                     s.devices[old.address] = nil
                     s.stats.devices -= 1

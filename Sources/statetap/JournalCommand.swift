@@ -109,6 +109,11 @@ struct JournalCommand: ParsableCommand {
 
         func run() throws {
             let reader = try openReader(directory)
+            // Records of a type or version this binary does not know would not survive a rewrite.
+            let unknown = try reader.verify().unknownRecords
+            guard unknown == 0 else {
+                throw ValidationError("\(unknown) records were written by a newer statetap: compact with that version")
+            }
             let before = try reader.segments()
             let bytesBefore = before.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
             var options = JournalOptions()
@@ -133,8 +138,9 @@ struct JournalCommand: ParsableCommand {
             }
             writer.finish()
             let stats = writer.currentStats
-            guard stats.written == UInt64(copied) else {
-                throw ValidationError("compaction wrote \(stats.written) of \(copied) records; the old segments are kept")
+            // The old segments go only once every copied record is acknowledged (fsync'd: the policy is batch).
+            guard stats.acknowledged == UInt64(copied), stats.droppedWriteError == 0 else {
+                throw ValidationError("compaction made \(stats.acknowledged) of \(copied) records durable; the old segments are kept")
             }
             for n in old {
                 try? FileManager.default.removeItem(atPath: directory + "/seg-\(pad(n)).stj")

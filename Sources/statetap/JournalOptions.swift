@@ -87,7 +87,8 @@ func parseBytes(_ text: String) -> Int? {
         digits = digits.dropLast()
     }
     guard let n = Int(digits), n > 0 else { return nil }
-    return n * unit
+    let (bytes, overflow) = n.multipliedReportingOverflow(by: unit)
+    return overflow ? nil : bytes
 }
 
 /// An open journal and its state store for one run of `replay` or `capture`.
