@@ -79,18 +79,21 @@ public struct StreamReassembler: Sendable {
             return
         }
         if offset > 0 {
-            // A hole before this segment: hold it, within budget; past the budget the oldest hole is given up.
-            let cost = payload.count + Self.segmentOverhead
-            while buffered + cost > maxBuffered, !pending.isEmpty {
+            // A hole before this segment: hold what of it is new, within budget (each held piece costs its bytes
+            // and its bookkeeping); past the budget the oldest hole is given up.
+            while relative(seq) > 0 {
+                let cost = uncovered(seq: seq, payload).reduce(0) { $0 + $1.to - $1.from + Self.segmentOverhead }
+                if buffered + cost <= maxBuffered { break }
+                if pending.isEmpty {
+                    // Nothing left to give up and it still does not fit (a segment larger than the budget): the
+                    // hole before it is skipped and it is delivered at once.
+                    let hole = relative(seq)
+                    gapBytes &+= UInt64(hole)
+                    next = seq
+                    deliver(.gap(hole))
+                    break
+                }
                 skipGap(deliver)
-            }
-            let now = relative(seq)
-            if now > 0 && buffered + cost > maxBuffered {
-                // Nothing left to give up and it still does not fit (a segment larger than the budget): the hole
-                // before it is skipped and it is delivered at once.
-                gapBytes &+= UInt64(now)
-                next = seq
-                deliver(.gap(now))
             }
             if relative(seq) <= 0 && pending.isEmpty {
                 return add(seq: seq, syn: false, payload: payload, deliver: deliver)
@@ -100,13 +103,15 @@ public struct StreamReassembler: Sendable {
         drain(deliver)
     }
 
-    /// Holds the parts of a segment that no held segment covers yet (first copy wins); compares the rest.
-    private mutating func hold(seq: UInt32, _ payload: UnsafeRawBufferPointer) {
-        let start = max(relative(seq), 0)
-        let end = relative(seq) + payload.count
-        var cursor = start
-        var pieces: [(from: Int, to: Int, at: Int)] = []  // new pieces and where they go in `pending`
-        var differs = false
+    /// The parts of a segment that no held segment covers (relative to `next`), each with the position it takes
+    /// in `pending`; and whether the covered parts differ from the held bytes.
+    private func uncovered(seq: UInt32, _ payload: UnsafeRawBufferPointer, differs: UnsafeMutablePointer<Bool>? = nil)
+        -> [(from: Int, to: Int, at: Int)]
+    {
+        let base = relative(seq)
+        let end = base + payload.count
+        var cursor = max(base, 0)
+        var pieces: [(from: Int, to: Int, at: Int)] = []
         var i = 0
         while i < pending.count, cursor < end {
             let p = pending[i]
@@ -115,13 +120,10 @@ public struct StreamReassembler: Sendable {
             if pEnd <= cursor { i += 1; continue }
             if pStart >= end { break }
             if pStart > cursor { pieces.append((cursor, pStart, i)) }
-            // The overlap [max(cursor, pStart), min(end, pEnd)): compare with the held copy.
-            let lo = max(cursor, pStart)
-            let hi = min(end, pEnd)
-            if !differs {
-                let base = relative(seq)
-                for k in lo..<hi where payload[k - base] != p.data[k - pStart] {
-                    differs = true
+            if let differs, !differs.pointee {
+                // The overlap [max(cursor, pStart), min(end, pEnd)): compared with the held, first copy.
+                for k in max(cursor, pStart)..<min(end, pEnd) where payload[k - base] != p.data[k - pStart] {
+                    differs.pointee = true
                     break
                 }
             }
@@ -129,6 +131,14 @@ public struct StreamReassembler: Sendable {
             i += 1
         }
         if cursor < end { pieces.append((cursor, end, i)) }
+        return pieces
+    }
+
+    /// Holds the parts of a segment that no held segment covers yet (first copy wins); counts a conflict when the
+    /// covered parts differ.
+    private mutating func hold(seq: UInt32, _ payload: UnsafeRawBufferPointer) {
+        var differs = false
+        let pieces = uncovered(seq: seq, payload, differs: &differs)
         if differs { conflicts &+= 1 }
         let base = relative(seq)
         // Inserted back to front so the recorded positions stay valid.
