@@ -104,17 +104,23 @@ public struct SyntheticTraffic {
         var vlan = false, qinq = false, mpls = false, pppoe = false, gtpu = false, outerIPv4 = false
     }
 
-    private mutating func nextSession() -> [[UInt8]] {
-        session += 1
-        let kind = rng.next() % 100
+    /// A session's device (its index, IPv4 and IPv6 form), server and client port. A fresh source port per device, so no two
+    /// sessions share a 5-tuple (the flow count is exact).
+    private mutating func nextEndpoints() -> (UInt32, IPAddress, IPAddress, IPAddress, IPAddress, UInt16) {
         let deviceIndex = UInt32(rng.next() % 2000)
         let device4 = IPAddress(ipv4: 0x0a2d_0000 | deviceIndex)  // 10.45.x.x
         let device6 = IPAddress(high: 0x2001_0db8_0045_0000, low: UInt64(deviceIndex) + 1, isIPv6: true)
         let server4 = IPAddress(ipv4: 0xc633_6400 | UInt32(rng.next() % 200 + 1))  // 198.51.100.x
         let server6 = IPAddress(high: 0x2001_0db8_0000_00ed, low: UInt64(rng.next() % 200 + 1), isIPv6: true)
-        // A fresh source port per device, so no two sessions share a 5-tuple (the flow count is exact).
         portCursor[Int(deviceIndex)] &+= 1
         let clientPort = UInt16(32768 + Int(portCursor[Int(deviceIndex)]) % 28000)
+        return (deviceIndex, device4, device6, server4, server6, clientPort)
+    }
+
+    private mutating func nextSession() -> [[UInt8]] {
+        session += 1
+        let kind = rng.next() % 100
+        let (deviceIndex, device4, device6, server4, server6, clientPort) = nextEndpoints()
         var shape = Shape(outer: [.ethernet()])
         switch kind {
         case 0..<30: break
@@ -292,13 +298,7 @@ extension SyntheticTraffic {
     private mutating func nextHTTPSession() -> [[UInt8]] {
         session += 1
         let kind = rng.next() % 100
-        let deviceIndex = UInt32(rng.next() % 2000)
-        let device4 = IPAddress(ipv4: 0x0a2d_0000 | deviceIndex)  // 10.45.x.x
-        let device6 = IPAddress(high: 0x2001_0db8_0045_0000, low: UInt64(deviceIndex) + 1, isIPv6: true)
-        let server4 = IPAddress(ipv4: 0xc633_6400 | UInt32(rng.next() % 200 + 1))  // 198.51.100.x
-        let server6 = IPAddress(high: 0x2001_0db8_0000_00ed, low: UInt64(rng.next() % 200 + 1), isIPv6: true)
-        portCursor[Int(deviceIndex)] &+= 1
-        let clientPort = UInt16(32768 + Int(portCursor[Int(deviceIndex)]) % 28000)
+        let (deviceIndex, device4, device6, server4, server6, clientPort) = nextEndpoints()
         var shape = Shape(outer: [.ethernet()])
         switch kind {
         case 0..<50:

@@ -120,14 +120,7 @@ struct JournalCommand: ParsableCommand {
             options.segmentBytes = segmentSize << 20
             options.dropWhenFull = false
             options.fsync = .batch
-            let writer: JournalWriter
-            do {
-                writer = try JournalWriter(directory: directory, options: options, log: {
-                    FileHandle.standardError.write(Data("\($0)\n".utf8))
-                })
-            } catch {
-                throw ValidationError(error.message)
-            }
+            let writer = try openWriter(directory, options)
             let old = try reader.segments()  // after recovery: what gets rewritten
             writer.start()
             var copied = 0
@@ -176,14 +169,7 @@ struct JournalCommand: ParsableCommand {
             options.segmentBytes = segmentSize << 20
             options.dropWhenFull = false
             options.diskFullRetrySeconds = 0.2
-            let writer: JournalWriter
-            do {
-                writer = try JournalWriter(directory: directory, options: options, log: {
-                    FileHandle.standardError.write(Data("\($0)\n".utf8))
-                })
-            } catch {
-                throw ValidationError(error.message)
-            }
+            let writer = try openWriter(directory, options)
             writer.start()
             let device = IPAddress("10.99.0.1")!
             let server = IPAddress("198.51.100.1")!
@@ -222,6 +208,17 @@ enum SegmentCopy {
         } catch {
             throw ValidationError(error.message)
         }
+    }
+}
+
+/// A journal writer for a command, logging to standard error; its errors as command-line errors.
+func openWriter(_ directory: String, _ options: JournalOptions) throws -> JournalWriter {
+    do {
+        return try JournalWriter(directory: directory, options: options, log: {
+            FileHandle.standardError.write(Data("\($0)\n".utf8))
+        })
+    } catch {
+        throw ValidationError(error.message)
     }
 }
 
