@@ -8,7 +8,9 @@ public struct CaptureFileError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(path): \(message)" }
 }
 
-/// Reads pcap and pcapng files with libpcap, with nanosecond timestamps.
+/// Reads pcap and pcapng files with libpcap, with nanosecond timestamps. libpcap opens every file (it checks the
+/// header and names the link type); the records of a classic pcap on a regular file are then read by
+/// `PcapRecordReader`, which yields the same packets without libpcap's copy per packet.
 public final class CaptureFileReader {
     public let path: String
     public let linkType: LinkType
@@ -17,9 +19,11 @@ public final class CaptureFileReader {
     /// The file's snap length.
     public let snapLength: Int
     private let handle: OpaquePointer
+    private let records: PcapRecordReader?
 
-    /// Opens `path`; throws when it cannot be read or its link type is not one statetap decodes.
-    public init(path: String) throws {
+    /// Opens `path`; throws when it cannot be read or its link type is not one statetap decodes. `direct: false`
+    /// reads every record through libpcap (tests compare the two).
+    public init(path: String, direct: Bool = true) throws {
         self.path = path
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
@@ -36,7 +40,11 @@ public final class CaptureFileReader {
         linkType = lt
         linkTypeName = name
         snapLength = Int(pcap_snapshot(h))
+        records = direct && pcap_datalink_ext(h) == 0 ? PcapRecordReader(path: path, snapshot: snapLength) : nil
     }
+
+    /// Whether records are read without libpcap (a classic pcap on a regular file).
+    public var readsDirectly: Bool { records != nil }
 
     deinit { pcap_close(handle) }
 
@@ -65,6 +73,7 @@ public final class CaptureFileReader {
 
     /// Reads the next packet.
     public func next() -> Next {
+        if let records { return records.next() }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         switch pcap_next_ex(handle, &header, &data) {

@@ -7,7 +7,8 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay pcap/pcapng files through the decode pipeline and print a summary.",
         discussion: """
-            Files are read in order with libpcap (Ethernet, Linux cooked SLL/SLL2 and raw IP link types). \
+            Files are read in order (opened with libpcap; classic pcap records read in 1 MB chunks; Ethernet, \
+            Linux cooked SLL/SLL2, BSD loopback and raw IP link types). \
             Nothing is dropped: when a ring is full the reader waits. The summary counts packets per layer, \
             flows, devices and every decode error by reason.
             """)
