@@ -53,69 +53,16 @@ public struct StateEvent: Sendable, Equatable {
 
     /// One JSON object on one line (EVENTS.md): fields not known are omitted.
     public func jsonLine() -> String {
-        var out = "{\"kind\":\"\(kind.rawValue)\""
-        let seconds = timestampNanoseconds / 1_000_000_000, fraction = timestampNanoseconds % 1_000_000_000
-        var frac = String(fraction)
-        frac = String(repeating: "0", count: 9 - frac.count) + frac
-        out += ",\"ts\":\(seconds).\(frac)"
-        out += ",\"device\":\(quote(device.description))"
-        out += ",\"client\":\(quote(endpoint(client, clientPort))),\"server\":\(quote(endpoint(server, serverPort)))"
-        if !vlans.isEmpty { out += ",\"vlan\":[" + vlans.map(String.init).joined(separator: ",") + "]" }
-        if let teid { out += ",\"teid\":\(teid)" }
-        if kind == .webLink {
-            if let method { out += ",\"method\":\(quote(method))" }
-            if let url { out += ",\"url\":\(quote(url))" }
-            if let host { out += ",\"host\":\(quote(host))" }
-            if let httpVersion { out += ",\"version\":\(quote(httpVersion))" }
-            if let status { out += ",\"status\":\(status)" }
-            for (header, field, numeric) in Self.responseFields {
-                guard let v = responseHeaders[header] else { continue }
-                if numeric {
-                    if let n = Int(v.trimmingSpaces()) { out += ",\"\(field)\":\(n)" }
-                } else {
-                    out += ",\"\(field)\":\(quote(v))"
-                }
-            }
-            if let cacheable { out += ",\"cacheable\":\(cacheable)" }
-            if let proxy { out += ",\"proxy\":\(quote(proxy))" }
-        }
-        if kind == .serverName {
-            out += ",\"transport\":\(quote(transport))"
-            if let serverName { out += ",\"sni\":\(quote(serverName))" }
-            out += ",\"alpn\":[" + alpn.map(quote).joined(separator: ",") + "]"
-            if !tlsVersions.isEmpty {
-                out += ",\"tls_versions\":[" + tlsVersions.map { quote(tlsVersionName($0)) }.joined(separator: ",") + "]"
-            }
-            if let quicVersion { out += ",\"quic_version\":\"0x\(hex8(quicVersion))\"" }
-            if !dcid.isEmpty { out += ",\"dcid\":\"" + dcid.map { hex2($0) }.joined() + "\"" }
-            if encryptedClientHello { out += ",\"ech\":true" }
-        }
-        return out + "}"
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        appendJSON(to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
-}
-
-private func endpoint(_ a: IPAddress, _ port: UInt16) -> String {
-    a.isIPv6 ? "[\(a.description)]:\(port)" : "\(a.description):\(port)"
 }
 
 private func hex2(_ b: UInt8) -> String {
     let d = Array("0123456789abcdef")
     return String([d[Int(b >> 4)], d[Int(b & 15)]])
-}
-
-private func hex8(_ v: UInt32) -> String {
-    (0..<4).map { hex2(UInt8(truncatingIfNeeded: v >> (24 - 8 * $0))) }.joined()
-}
-
-private func tlsVersionName(_ v: UInt16) -> String {
-    switch v {
-    case 0x0304: "TLS 1.3"
-    case 0x0303: "TLS 1.2"
-    case 0x0302: "TLS 1.1"
-    case 0x0301: "TLS 1.0"
-    case 0x0300: "SSL 3.0"
-    default: v >> 8 == 0x7f ? "TLS 1.3 draft \(v & 0xff)" : "0x" + hex2(UInt8(v >> 8)) + hex2(UInt8(v & 0xff))
-    }
 }
 
 extension StateEvent {
