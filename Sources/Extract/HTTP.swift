@@ -197,6 +197,9 @@ public struct HTTPStreamParser: Sendable {
         var lengthSeen = false, encodingSeen = false
         var chunked = false
         var headers: [String: String] = [:]
+        // Which kept names were seen (bit i: `keptNames[i]`): the first of each wins, found without a lookup.
+        var keptSeen: UInt32 = 0
+        if side == .server { headers.reserveCapacity(8) }  // a typical response keeps 4 to 8: no regrowth
         while pos < block.count {
             let line = Self.nextLine(block, &pos)
             guard let colon = Self.index(of: 58, in: block, line) else { continue }
@@ -211,10 +214,13 @@ public struct HTTPStreamParser: Sendable {
                 if !encodingSeen { encodingSeen = true; chunked = Self.containsChunked(block, value) }
             }
             if side == .server, name.count <= 14 {
-                for (bytes, key) in Self.keptNames where bytes.count == name.count && headers[key] == nil
+                for (i, (bytes, key)) in Self.keptNames.enumerated() where bytes.count == name.count
                     && Self.nameIs(block, name, bytes)
                 {
-                    headers[key] = text()
+                    if keptSeen & (1 << UInt32(i)) == 0 {
+                        keptSeen |= 1 << UInt32(i)
+                        headers[key] = text()
+                    }
                     break
                 }
             }
