@@ -1,59 +1,120 @@
 import Decode
 
-/// Appends little-endian integers, addresses and length-prefixed strings to a byte buffer (the journal's
-/// record encoding).
-struct ByteWriter {
-    var bytes: [UInt8] = []
+/// Appends little-endian integers, addresses and length-prefixed strings to a growable byte buffer (the journal's
+/// record encoding). Raw storage, written through a pointer: the journal thread encodes every record here, so a
+/// field costs a bounds check and a store, not an Array append.
+struct ByteWriter: ~Copyable {
+    private var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Bytes written.
+    private(set) var count = 0
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func raw(_ b: some Collection<UInt8>) { bytes.append(contentsOf: b) }
+    init(capacity: Int = 256) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(byteCount: self.capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    /// A copy of the bytes written.
+    var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Forgets what was written, keeps the storage.
+    mutating func removeAll() { count = 0 }
+
+    @inline(__always) private mutating func reserve(_ n: Int) {
+        if capacity &- count < n { grow(count + n) }
+    }
+
+    @inline(never) private mutating func grow(_ needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        grown.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
+    }
+
+    /// Stores `v` as it lies in memory (unaligned stores are fine).
+    @inline(__always) private mutating func store<T: BitwiseCopyable>(_ v: T) {
+        reserve(MemoryLayout<T>.size)
+        base.storeBytes(of: v, toByteOffset: count, as: T.self)
+        count &+= MemoryLayout<T>.size
+    }
+
+    mutating func u8(_ v: UInt8) { store(v) }
+    mutating func u16(_ v: UInt16) { store(v.littleEndian) }
+    mutating func u32(_ v: UInt32) { store(v.littleEndian) }
+    mutating func u64(_ v: UInt64) { store(v.littleEndian) }
+
+    mutating func raw(_ b: UnsafeRawBufferPointer) {
+        guard let src = b.baseAddress, b.count > 0 else { return }
+        reserve(b.count)
+        (base + count).copyMemory(from: src, byteCount: b.count)
+        count &+= b.count
+    }
+
+    mutating func raw(_ b: some Collection<UInt8>) {
+        let done: Void? = b.withContiguousStorageIfAvailable { raw(UnsafeRawBufferPointer($0)) }
+        if done == nil { for x in b { u8(x) } }
+    }
+
+    /// The UTF-8 of `s`, at most `limit` bytes of it (cut where the limit falls); returns how many were written.
+    @discardableResult
+    private mutating func utf8(_ s: borrowing String, limit: Int) -> Int {
+        // A borrowed view of the string's storage: no copy, no retain.
+        let span = s.utf8Span.span
+        let n = min(span.count, limit)
+        span.withUnsafeBytes { raw(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return n
+    }
 
     /// A tagged field: u8 tag, u16 length, the string's UTF-8 (cut at 65,535 bytes). No intermediate copy.
-    mutating func field(_ tag: UInt8, _ s: String) {
-        var s = s
-        s.withUTF8 { utf8 in
-            let n = min(utf8.count, Int(UInt16.max))
-            bytes.append(tag)
-            u16(UInt16(n))
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<n]))
-        }
+    mutating func field(_ tag: UInt8, _ s: borrowing String) {
+        let n = min(s.utf8.count, Int(UInt16.max))
+        u8(tag)
+        u16(UInt16(n))
+        utf8(s, limit: n)
     }
 
     /// A header field: u8 tag, u16 length, u8 name length, name, value.
-    mutating func header(_ tag: UInt8, name: String, value: String) {
-        var name = name, value = value
-        name.withUTF8 { n in
-            value.withUTF8 { v in
-                let nl = min(n.count, 255)
-                let vl = min(v.count, Int(UInt16.max) - 1 - nl)
-                bytes.append(tag)
-                u16(UInt16(1 + nl + vl))
-                bytes.append(UInt8(nl))
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: n[0..<nl]))
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: v[0..<vl]))
-            }
+    mutating func header(_ tag: UInt8, name: borrowing String, value: borrowing String) {
+        let nl = min(name.utf8.count, 255)
+        let vl = min(value.utf8.count, Int(UInt16.max) - 1 - nl)
+        u8(tag)
+        u16(UInt16(1 + nl + vl))
+        u8(UInt8(nl))
+        utf8(name, limit: nl)
+        utf8(value, limit: vl)
+    }
+
+    /// Family byte (4 or 6) and the address bytes (network order).
+    mutating func address(_ a: IPAddress) {
+        if a.isIPv6 {
+            u8(6)
+            store(a.high.bigEndian)
+            store(a.low.bigEndian)
+        } else {
+            u8(4)
+            store(UInt32(truncatingIfNeeded: a.low).bigEndian)
         }
     }
 
-    /// Family byte (4 or 6) and the address bytes.
-    mutating func address(_ a: IPAddress) {
-        u8(a.isIPv6 ? 6 : 4)
-        raw(a.bytes)
-    }
-
     /// A u16 length and the bytes (longer values are cut at 65,535 bytes).
-    mutating func string(_ s: String) {
-        let b = Array(s.utf8.prefix(Int(UInt16.max)))
-        u16(UInt16(b.count))
-        raw(b)
+    mutating func string(_ s: borrowing String) {
+        let n = min(s.utf8.count, Int(UInt16.max))
+        u16(UInt16(n))
+        utf8(s, limit: n)
     }
 
     /// Overwrites a u32 at `offset` (a length known only after the body is written).
     mutating func patch32(_ v: UInt32, at offset: Int) {
-        for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: v >> UInt32(8 * i)) }
+        precondition(offset >= 0 && offset + 4 <= count, "patch32 outside the written bytes")
+        base.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self)
     }
 }
 

@@ -78,11 +78,12 @@ public enum JournalRecord: Sendable, Equatable {
         case id = 32, from, to, status2, detail, body
     }
 
-    /// Appends the record to `w`.
-    func encode(into w: inout ByteWriter) {
-        let start = w.bytes.count
+    /// Appends the record to `w`. Consuming: the fields are moved out of the record, not copied (the journal
+    /// thread encodes every record, and a copy would retain each of its strings).
+    consuming func encode(into w: inout ByteWriter) {
+        let start = w.count
         w.u32(0)  // patched below
-        switch self {
+        switch consume self {
         case .event(let e):
             w.u8(e.kind == .webLink ? RecordType.webLink.rawValue : RecordType.serverName.rawValue)
             w.u8(Self.version)
@@ -95,14 +96,14 @@ public enum JournalRecord: Sendable, Equatable {
             for v in vlans { w.u16(v) }
             w.u8(e.teid == nil ? 0 : 1); w.u32(e.teid ?? 0)
             func field(_ t: Tag, _ s: String?) { if let s { w.field(t.rawValue, s) } }
-            func field(_ t: Tag, bytes b: [UInt8]) { w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b) }
+            func field(_ t: Tag, bytes b: ArraySlice<UInt8>) { w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b) }
             if e.kind == .serverName {
                 field(.transport, e.transport)
                 field(.serverName, e.serverName)
                 for a in e.alpn { field(.alpn, a) }
                 for v in e.tlsVersions { w.u8(Tag.tlsVersion.rawValue); w.u16(2); w.u16(v) }
                 if let q = e.quicVersion { w.u8(Tag.quicVersion.rawValue); w.u16(4); w.u32(q) }
-                if !e.dcid.isEmpty { field(.dcid, bytes: Array(e.dcid.prefix(255))) }
+                if !e.dcid.isEmpty { field(.dcid, bytes: e.dcid.prefix(255)) }
                 if e.encryptedClientHello { w.u8(Tag.encryptedClientHello.rawValue); w.u16(1); w.u8(1) }
             } else {
                 field(.method, e.method)
@@ -119,21 +120,17 @@ public enum JournalRecord: Sendable, Equatable {
             w.u8(Self.version)
             w.u64(m.timestampNanoseconds)
             w.address(m.device)
-            for (t, s) in [(Tag.id, m.id), (.from, m.from), (.to, m.to), (.status2, m.status)] {
-                let b = Array(s.utf8.prefix(Int(UInt16.max)))
-                w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b)
-            }
-            if let d = m.detail {
-                let b = Array(d.utf8.prefix(Int(UInt16.max)))
-                w.u8(Tag.detail.rawValue); w.u16(UInt16(b.count)); w.raw(b)
-            }
+            w.field(Tag.id.rawValue, m.id)
+            w.field(Tag.from.rawValue, m.from)
+            w.field(Tag.to.rawValue, m.to)
+            w.field(Tag.status2.rawValue, m.status)
+            if let d = m.detail { w.field(Tag.detail.rawValue, d) }
         case .plan(let p):
             w.u8(RecordType.plan.rawValue)
             w.u8(Self.version)
             w.u64(p.timestampNanoseconds)
             w.address(p.device)
-            let id = Array(p.migrationID.utf8.prefix(Int(UInt16.max)))
-            w.u8(Tag.id.rawValue); w.u16(UInt16(id.count)); w.raw(id)
+            w.field(Tag.id.rawValue, p.migrationID)
             // A plan may be larger than one field: it goes in 60 kB pieces, in order.
             var rest = p.body[...]
             repeat {
@@ -142,7 +139,7 @@ public enum JournalRecord: Sendable, Equatable {
                 rest = rest.dropFirst(piece.count)
             } while !rest.isEmpty
         }
-        w.patch32(UInt32(w.bytes.count - start - Self.headerSize), at: start)
+        w.patch32(UInt32(w.count - start - Self.headerSize), at: start)
     }
 
     /// Reads one record from `r`; nil when it is cut or malformed (the reader then skips `length` bytes).

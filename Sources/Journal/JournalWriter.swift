@@ -129,16 +129,23 @@ public final class JournalWriter: @unchecked Sendable {
     private var segmentNumber: UInt64
     private var fd: Int32 = -1
     private var segmentLength = 0
-    private var segmentIndex: [IPAddress: [UInt32]] = [:]
+    /// The segment's devices, and for each written batch its devices: (device number << 32 | batch number), grouped
+    /// into the index when the segment closes (appending to one list per device per batch cost more than the rest
+    /// of the bookkeeping together).
+    private var segmentDevices = DeviceTable<Void>(capacity: 8192)
+    private var segmentPairs: [UInt64] = []
+    private var segmentBatchOffsets: [UInt32] = []
     private var segmentFirst: UInt64 = .max
     private var segmentLast: UInt64 = 0
-    private var batch = ByteWriter()
+    private var batch = ByteWriter(capacity: 1 << 16)
     /// Envelope and compressed frame of the batch being written (reused).
     private var output: [UInt8] = []
     private var batchRecords = 0
     private var batchFirst: UInt64 = .max
     private var batchLast: UInt64 = 0
-    private var batchDevices: Set<IPAddress> = []
+    private var batchDevices = DeviceTable<Void>(capacity: 8192)
+    /// The device of the record before (a run of one device's records is inserted once).
+    private var lastDevice: IPAddress?
     private var batchStarted: UInt64 = 0
     private var unsynced = false
     /// Records written but never to be acknowledged (their fsync failed).
@@ -244,26 +251,30 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     private func take(_ record: consuming JournalRecord) {
-        let r = record
         if batchRecords == 0 { batchStarted = monotonicNanoseconds() }
-        r.encode(into: &batch)
+        let ts = record.timestampNanoseconds
+        let device = record.device
+        observer?(record)
+        record.encode(into: &batch)
         batchRecords += 1
-        let ts = r.timestampNanoseconds
         batchFirst = min(batchFirst, ts)
         batchLast = max(batchLast, ts)
-        batchDevices.insert(r.device)
-        observer?(r)
-        if batchRecords >= options.batchRecords || batch.bytes.count >= options.batchBytes {
+        if device != lastDevice {
+            batchDevices.insert(device)
+            lastDevice = device
+        }
+        if batchRecords >= options.batchRecords || batch.count >= options.batchBytes {
             writeBatch(now: monotonicNanoseconds())
         }
     }
 
     private func resetBatch() {
-        batch.bytes.removeAll(keepingCapacity: true)
+        batch.removeAll()
         batchRecords = 0
         batchFirst = .max
         batchLast = 0
-        batchDevices.removeAll(keepingCapacity: true)
+        batchDevices.removeAll()
+        lastDevice = nil
     }
 
     private func writeBatch(now: UInt64) {
@@ -275,14 +286,16 @@ public final class JournalWriter: @unchecked Sendable {
         // Envelope and frame in one buffer, reused: the frame is compressed after the envelope's room.
         let frameLength: Int
         do throws(JournalError) {
-            frameLength = try LZ4Frame.compress(batch.bytes, into: &output, prefix: SegmentFormat.envelopeSize)
+            frameLength = try batch.withUnsafeBytes { raw throws(JournalError) in
+                try LZ4Frame.compress(raw, into: &output, prefix: SegmentFormat.envelopeSize)
+            }
         } catch {
             stats.droppedWriteError &+= UInt64(batchRecords)
             log("journal: \(error); \(batchRecords) records dropped")
             return
         }
         let envelope = SegmentFormat.envelope(.init(frameLength: frameLength, records: batchRecords,
-                                                    rawLength: batch.bytes.count, firstTimestamp: batchFirst,
+                                                    rawLength: batch.count, firstTimestamp: batchFirst,
                                                     lastTimestamp: batchLast))
         output.withUnsafeMutableBytes { $0.copyBytes(from: envelope) }
         let total = envelope.count + frameLength
@@ -291,12 +304,16 @@ public final class JournalWriter: @unchecked Sendable {
             let offset = segmentLength
             try Files.writeAll(fd, output, count: total, path: segmentPath)
             segmentLength += total
-            for d in batchDevices { segmentIndex[d, default: []].append(UInt32(offset)) }
+            let batchNumber = UInt64(segmentBatchOffsets.count)
+            segmentBatchOffsets.append(UInt32(offset))
+            for d in batchDevices.keys {
+                segmentPairs.append(UInt64(segmentDevices.index(of: d, orInsert: {})) << 32 | batchNumber)
+            }
             segmentFirst = min(segmentFirst, batchFirst)
             segmentLast = max(segmentLast, batchLast)
             stats.written &+= UInt64(batchRecords)
             stats.batches &+= 1
-            stats.rawBytes &+= UInt64(batch.bytes.count)
+            stats.rawBytes &+= UInt64(batch.count)
             stats.compressedBytes &+= UInt64(total)
             unsynced = true
             if stats.diskFull {
@@ -358,7 +375,9 @@ public final class JournalWriter: @unchecked Sendable {
         Files.syncDirectory(directory)
         fd = newFD
         segmentLength = header.count
-        segmentIndex.removeAll()
+        segmentDevices.removeAll()
+        segmentPairs.removeAll(keepingCapacity: true)
+        segmentBatchOffsets.removeAll(keepingCapacity: true)
         segmentFirst = .max
         segmentLast = 0
     }
@@ -385,6 +404,26 @@ public final class JournalWriter: @unchecked Sendable {
         }
     }
 
+    /// Device → offsets of the batches holding its records, from the pairs written batch by batch (a counting
+    /// sort: pairs are in batch order, so each device's offsets come out in file order).
+    private func groupedSegmentIndex() -> [IPAddress: [UInt32]] {
+        let devices = segmentDevices.keys
+        var counts = [Int](repeating: 0, count: devices.count)
+        for p in segmentPairs { counts[Int(p >> 32)] += 1 }
+        var result: [IPAddress: [UInt32]] = [:]
+        result.reserveCapacity(devices.count)
+        var lists = counts.map { n -> [UInt32] in
+            var a: [UInt32] = []
+            a.reserveCapacity(n)
+            return a
+        }
+        for p in segmentPairs {
+            lists[Int(p >> 32)].append(segmentBatchOffsets[Int(p & 0xffff_ffff)])
+        }
+        for (i, d) in devices.enumerated() { result[d] = lists[i] }
+        return result
+    }
+
     /// Closes the segment being written: fsync, then its index.
     private func closeSegment() {
         guard fd >= 0 else { return }
@@ -393,7 +432,8 @@ public final class JournalWriter: @unchecked Sendable {
         close(fd)
         fd = -1
         let index = SegmentIndex(segmentLength: segmentLength, firstTimestamp: segmentFirst,
-                                 lastTimestamp: segmentLast, batches: segmentIndex)
+                                 lastTimestamp: segmentLast,
+                                 batches: groupedSegmentIndex())
         do {
             try Files.writeAtomically(directory + "/" + SegmentFormat.indexName(segmentNumber), index.encoded())
         } catch {

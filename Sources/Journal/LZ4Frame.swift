@@ -5,7 +5,7 @@ import CLZ4
 enum LZ4Frame {
     /// Compresses `source` into one frame written into `out` after `prefix` bytes left for the caller (the batch
     /// envelope); `out` is reused from batch to batch. Returns the frame's length.
-    static func compress(_ source: [UInt8], into out: inout [UInt8], prefix: Int) throws(JournalError) -> Int {
+    static func compress(_ source: UnsafeRawBufferPointer, into out: inout [UInt8], prefix: Int) throws(JournalError) -> Int {
         var prefs = LZ4F_preferences_t()
         prefs.frameInfo.blockSizeID = LZ4F_max256KB
         prefs.frameInfo.blockMode = LZ4F_blockLinked
@@ -16,9 +16,7 @@ enum LZ4Frame {
         let bound = LZ4F_compressFrameBound(source.count, &prefs)
         if out.count < prefix + bound { out = [UInt8](repeating: 0, count: prefix + bound) }
         let n = out.withUnsafeMutableBytes { dst in
-            source.withUnsafeBytes { src in
-                LZ4F_compressFrame(dst.baseAddress! + prefix, bound, src.baseAddress, source.count, &prefs)
-            }
+            LZ4F_compressFrame(dst.baseAddress! + prefix, bound, source.baseAddress, source.count, &prefs)
         }
         if LZ4F_isError(n) != 0 {
             throw JournalError(.compression, "LZ4 compression failed: \(String(cString: LZ4F_getErrorName(n)))")

@@ -64,7 +64,7 @@ enum SegmentFormat {
         w.raw(batchTag)
         w.u32(UInt32(e.frameLength)); w.u32(UInt32(e.records)); w.u32(UInt32(e.rawLength))
         w.u64(e.firstTimestamp); w.u64(e.lastTimestamp)
-        let crc = w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8..<40])) }
+        let crc = w.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[8..<40])) }
         w.u32(crc)
         return w.bytes
     }
@@ -271,7 +271,7 @@ struct SegmentIndex: Equatable {
             w.u32(UInt32(offsets.count))
             for o in offsets { w.u32(o) }
         }
-        w.u32(CRC32C.checksum(w.bytes))
+        w.u32(w.withUnsafeBytes { CRC32C.checksum($0) })
         return w.bytes
     }
 

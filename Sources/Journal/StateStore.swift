@@ -128,85 +128,18 @@ public final class StateStore: Sendable {
             s.stats.recordsApplied &+= 1
             s.clock &+= 1
             let ts = e.timestampNanoseconds
-            // Taken out of the dictionaries and put back, so each is uniquely referenced while it is changed
-            // (a copy read out of a dictionary that still holds it would copy its links on the first write).
-            var d = s.devices.removeValue(forKey: e.device) ?? {
+            // Device, application and link are changed where they lie (`dict[key]!` is modified in place), never
+            // copied out and written back: a copy would copy its links on the first write.
+            if s.devices[e.device] == nil {
                 s.stats.devices += 1
-                return Device(address: e.device, firstSeen: ts, lastSeen: ts, touched: 0)
-            }()
-            d.touched = s.clock
-            d.firstSeen = min(d.firstSeen, ts)
-            d.lastSeen = max(d.lastSeen, ts)
-            d.events += 1
-            let host = e.kind == .webLink ? e.host : e.serverName
-            let proxy = e.kind == .webLink ? e.proxy : nil
-            let id = proxy != nil ? AppID(proxy: proxy, server: .none, port: 0, host: host)
-                : AppID(proxy: nil, server: e.server, port: e.serverPort, host: host)
-            var app = d.apps.removeValue(forKey: id) ?? {
-                s.stats.apps += 1
-                let server = endpointText(e.server, e.serverPort)
-                let key = AppKey(endpoint: proxy ?? server, host: host ?? e.server.description)
-                return AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
-            }()
-            app.firstSeen = min(app.firstSeen, ts)
-            app.lastSeen = max(app.lastSeen, ts)
-            app.events += 1
-            if e.kind == .webLink {
-                if let p = e.proxy { app.proxy = p }
-                if let url = e.url {
-                    if app.links[url] == nil { s.stats.links += 1 }
-                    var link = app.links.removeValue(forKey: url) ?? LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts,
-                                                           lastSeen: ts)
-                    link.hits += 1
-                    link.firstSeen = min(link.firstSeen, ts)
-                    if ts >= link.lastSeen || link.status == nil {
-                        link.lastSeen = max(link.lastSeen, ts)
-                        link.method = e.method ?? link.method
-                        if let status = e.status {
-                            // The newest response describes the object; a request without one keeps the last.
-                            let h = e.responseHeaders
-                            link.status = status
-                            link.cacheable = e.cacheable
-                            link.cacheControl = h["cache-control"]
-                            link.expires = h["expires"]
-                            link.etag = h["etag"]
-                            link.lastModified = h["last-modified"]
-                            link.vary = h["vary"]
-                            link.contentType = h["content-type"]
-                            link.contentLength = h["content-length"].flatMap { Int($0) }
-                        }
-                    }
-                    app.links[url] = link
-                    if app.links.count > limits.maxLinksPerApp {
-                        let n = evict(&app.links, keep: limits.maxLinksPerApp) { $0.lastSeen }
-                        app.linksEvicted += n
-                        s.stats.linksEvicted &+= UInt64(n)
-                        s.stats.links -= n
-                    }
-                }
-            } else {
-                if let name = e.serverName, !app.serverNames.contains(name) { app.serverNames.append(name) }
-                for a in e.alpn where !app.alpn.contains(a) { app.alpn.append(a) }
-                if !e.transport.isEmpty, !app.transports.contains(e.transport) { app.transports.append(e.transport) }
+                s.devices[e.device] = Device(address: e.device, firstSeen: ts, lastSeen: ts, touched: 0)
             }
-            d.apps[id] = app
-            if d.apps.count > limits.maxAppsPerDevice {
-                let oldest = d.apps.sorted { $0.value.lastSeen < $1.value.lastSeen }
-                    .prefix(d.apps.count - limits.maxAppsPerDevice)
-                for (oldID, old) in oldest {
-                    d.apps[oldID] = nil
-                    s.stats.links -= old.links.count
-                    s.stats.apps -= 1
-                    s.stats.appsEvicted &+= 1
-                }
-            }
-            s.devices[e.device] = d
+            Self.update(&s.devices[e.device]!, with: e, clock: s.clock, stats: &s.stats, limits: limits)
             if s.devices.count > limits.maxDevices {
-                // Least recently touched out, a batch at a time (one sort per ~1% of the limit, not per device).
-                let excess = min(s.devices.count - limits.maxDevices + max(1, limits.maxDevices / 100),
-                                 s.devices.count - 1)  // never the device just seen
-                for old in s.devices.values.sorted(by: { $0.touched < $1.touched }).prefix(excess) {
-                    s.devices[old.address] = nil
+                // Least recently touched out, a tenth of the limit at a time (the device just seen is the most
+                // recent, so it stays).
+                for address in Self.leastRecent(s.devices, keep: limits.maxDevices, age: { $0.touched }) {
+                    guard let old = s.devices.removeValue(forKey: address) else { continue }
                     s.stats.devices -= 1
                     s.stats.apps -= old.apps.count
                     s.stats.links -= old.apps.values.reduce(0) { $0 + $1.links.count }
@@ -216,12 +149,94 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// Removes the least recent entries (by `age`) until `keep` remain, plus ~1% slack; returns how many went.
-    private func evict<V>(_ d: inout [String: V], keep: Int, age: (V) -> UInt64) -> Int {
-        let excess = d.count - keep + max(0, keep / 100)
-        guard excess > 0 else { return 0 }
-        for (k, _) in d.sorted(by: { age($0.value) < age($1.value) }).prefix(excess) { d[k] = nil }
-        return excess
+    private static func update(_ d: inout Device, with e: StateEvent, clock: UInt64, stats: inout StoreStats,
+                               limits: StoreLimits)
+    {
+        let ts = e.timestampNanoseconds
+        d.touched = clock
+        d.firstSeen = min(d.firstSeen, ts)
+        d.lastSeen = max(d.lastSeen, ts)
+        d.events += 1
+        let host = e.kind == .webLink ? e.host : e.serverName
+        let proxy = e.kind == .webLink ? e.proxy : nil
+        let id = proxy != nil ? AppID(proxy: proxy, server: .none, port: 0, host: host)
+            : AppID(proxy: nil, server: e.server, port: e.serverPort, host: host)
+        if d.apps[id] == nil {
+            stats.apps += 1
+            let server = endpointText(e.server, e.serverPort)
+            let key = AppKey(endpoint: proxy ?? server, host: host ?? e.server.description)
+            d.apps[id] = AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
+        }
+        update(&d.apps[id]!, with: e, stats: &stats, limits: limits)
+        if d.apps.count > limits.maxAppsPerDevice {
+            for oldID in leastRecent(d.apps, keep: limits.maxAppsPerDevice, age: { $0.lastSeen }) {
+                guard let old = d.apps.removeValue(forKey: oldID) else { continue }
+                stats.links -= old.links.count
+                stats.apps -= 1
+                stats.appsEvicted &+= 1
+            }
+        }
+    }
+
+    private static func update(_ app: inout AppState, with e: StateEvent, stats: inout StoreStats,
+                               limits: StoreLimits)
+    {
+        let ts = e.timestampNanoseconds
+        app.firstSeen = min(app.firstSeen, ts)
+        app.lastSeen = max(app.lastSeen, ts)
+        app.events += 1
+        guard e.kind == .webLink else {
+            if let name = e.serverName, !app.serverNames.contains(name) { app.serverNames.append(name) }
+            for a in e.alpn where !app.alpn.contains(a) { app.alpn.append(a) }
+            if !e.transport.isEmpty, !app.transports.contains(e.transport) { app.transports.append(e.transport) }
+            return
+        }
+        if let p = e.proxy { app.proxy = p }
+        guard let url = e.url else { return }
+        if app.links[url] == nil {
+            stats.links += 1
+            app.links[url] = LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts, lastSeen: ts)
+        }
+        update(&app.links[url]!, with: e)
+        if app.links.count > limits.maxLinksPerApp {
+            let old = leastRecent(app.links, keep: limits.maxLinksPerApp, age: { $0.lastSeen })
+            for k in old { app.links[k] = nil }
+            app.linksEvicted += old.count
+            stats.linksEvicted &+= UInt64(old.count)
+            stats.links -= old.count
+        }
+    }
+
+    private static func update(_ link: inout LinkState, with e: StateEvent) {
+        let ts = e.timestampNanoseconds
+        link.hits += 1
+        link.firstSeen = min(link.firstSeen, ts)
+        guard ts >= link.lastSeen || link.status == nil else { return }
+        link.lastSeen = max(link.lastSeen, ts)
+        link.method = e.method ?? link.method
+        guard let status = e.status else { return }
+        // The newest response describes the object; a request without one keeps the last.
+        let h = e.responseHeaders
+        link.status = status
+        link.cacheable = e.cacheable
+        link.cacheControl = h["cache-control"]
+        link.expires = h["expires"]
+        link.etag = h["etag"]
+        link.lastModified = h["last-modified"]
+        link.vary = h["vary"]
+        link.contentType = h["content-type"]
+        link.contentLength = h["content-length"].flatMap { Int($0) }
+    }
+
+    /// The keys of the least recent entries (smallest `age`) to remove from `d`, which has grown past `keep`:
+    /// enough to go a tenth below `keep`, so the sort this takes is paid once per `keep / 10` insertions, not
+    /// at every one (with 1% slack, rebuilding a store of 1,000-link applications spent most of its time here).
+    private static func leastRecent<K: Hashable, V>(_ d: [K: V], keep: Int, age: (V) -> UInt64) -> [K] {
+        let excess = min(d.count - keep + keep / 10, d.count - 1)
+        guard excess > 0 else { return [] }
+        var order = d.map { (age: age($0.value), key: $0.key) }
+        order.sort { $0.age < $1.age }
+        return order.prefix(excess).map(\.key)
     }
 
     public var stats: StoreStats { state.withLock { $0.stats } }

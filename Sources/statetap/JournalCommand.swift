@@ -159,6 +159,8 @@ struct JournalCommand: ParsableCommand {
         @Option var segmentSize = 1
         @Option var padding = 200
         @Flag(help: "Realistic records (Journal.SampleRecords) instead of numbered ones.") var sample = false
+        @Option(help: "With --sample: build this many records first and append them in turn (the writer alone is measured, as in JournalBenchmark).")
+        var prebuilt = 0
 
         func run() throws {
             var options = JournalOptions()
@@ -178,7 +180,12 @@ struct JournalCommand: ParsableCommand {
             var samples = SampleRecords()
             // Unbuffered: the test reads what was printed before the process was killed.
             func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            let ready = sample && prebuilt > 0 ? (0..<prebuilt).map { samples.record($0) } : []
             for i in 0..<records {
+                if !ready.isEmpty {
+                    writer.append(ready[i % ready.count])
+                    continue
+                }
                 var e = StateEvent(kind: .webLink, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i),
                                    device: device, client: device, clientPort: 40000, server: server, serverPort: 80,
                                    vlans: [], teid: nil)

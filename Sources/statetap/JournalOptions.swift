@@ -37,10 +37,10 @@ struct JournalCLIOptions: ParsableArguments {
     @Option(help: "Remove the oldest closed segments while the journal is larger than this (bytes; K, M, G suffixes).")
     var retainBytes: String?
 
-    @Option(help: "Devices the state store keeps (least recently seen out first).")
+    @Option(help: "Devices the state store keeps (past it, the least recently seen tenth goes).")
     var maxDevices = 100_000
 
-    @Option(help: "Links kept per application (least recently seen out first).")
+    @Option(help: "Links kept per application (past it, the least recently seen tenth goes).")
     var maxLinksPerApp = 1000
 
     func validate() throws {
