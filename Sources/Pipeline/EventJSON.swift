@@ -145,15 +145,6 @@ extension [UInt8] {
         appendJSONString(value)
     }
 
-    mutating func appendField(_ name: String, _ value: String) {
-        append(0x2c)
-        append(0x22)
-        appendASCII(name)
-        append(0x22)
-        append(0x3a)
-        appendJSONString(value)
-    }
-
     /// A JSON string literal: `"` and `\` escaped, control characters as \n \r \t or \u00XX, every other byte as
     /// it is (a Swift String is valid UTF-8, so multi-byte scalars pass through whole).
     mutating func appendJSONString(_ s: String) {

@@ -83,7 +83,7 @@ extension StateEvent {
     }
 
     /// Response header -> EVENTS.md field, and whether the value is a number.
-    static let responseFields: [(String, String, Bool)] = [
+    static let responseFields: [(String, StaticString, Bool)] = [
         ("cache-control", "cache_control", false), ("expires", "expires", false), ("etag", "etag", false),
         ("last-modified", "last_modified", false), ("vary", "vary", false), ("content-type", "content_type", false),
         ("content-length", "content_length", true), ("age", "age", true), ("via", "via", false),
