@@ -184,9 +184,16 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     /// Starts the journal thread.
-    public func start() {
+    /// Starts the journal thread. `first` runs on it before any queued record is taken (rebuilding the state
+    /// store from the journal: nothing is written to the journal until it returns, so it reads exactly what was
+    /// there at start, and records appended meanwhile wait in the queue, or are dropped and counted when it is
+    /// full and `dropWhenFull`). The caller does not wait for it.
+    public func start(first: (@Sendable () -> Void)? = nil) {
         precondition(thread == nil, "JournalWriter.start called twice")
-        thread = PosixThread(name: "statetap-journal", cpu: nil) { [self] in run() }
+        thread = PosixThread(name: "statetap-journal", cpu: nil) { [self] in
+            first?()
+            run()
+        }
     }
 
     /// Queues a record (one producer thread only). False when it was dropped because the queue was full.

@@ -3,12 +3,13 @@ import Decode
 import Journal
 import Logging
 import Pipeline
+import Synchronization
 
 /// `--journal` and its tuning, shared by `replay` and `capture`.
 struct JournalCLIOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Journal the application-state events in this directory (created 0700; files 0600) and keep the per-device state store.",
-        discussion: "At start the last segment is verified and a torn tail cut; the state store is rebuilt from the journal.",
+        discussion: "At start the last segment is verified and a torn tail cut; the state store is rebuilt from the journal on the journal thread while capture starts (events meanwhile wait in its queue).",
         valueName: "dir"))
     var journal: String?
 
@@ -95,7 +96,6 @@ func parseBytes(_ text: String) -> Int? {
 final class JournalSession: Sendable {
     let writer: JournalWriter
     let store: StateStore
-    let rebuiltRecords: Int
 
     /// Opens the journal (recovery), rebuilds the store from it, starts the journal thread. Nil without `--journal`.
     static func open(_ o: JournalCLIOptions, dropWhenFull: Bool, log: Logger) throws -> JournalSession? {
@@ -115,21 +115,36 @@ final class JournalSession: Sendable {
         }
         for d in r.damages { log.warning("journal: damage in \(d)") }
         if r.indexesRebuilt > 0 { log.notice("journal: \(r.indexesRebuilt) segment index(es) rebuilt") }
-        var rebuilt = 0
-        let report = try JournalReader(directory: directory).read { record in
-            store.apply(record)
-            rebuilt += 1
-        }
-        for d in report.damages where !r.damages.contains(d) { log.warning("journal: damage in \(d) (skipped)") }
-        log.info("journal \(directory): \(r.segments) segment(s), state store rebuilt from \(rebuilt) records (\(store.stats.devices) devices)")
-        writer.start()
-        return JournalSession(writer: writer, store: store, rebuiltRecords: rebuilt)
+        let session = JournalSession(writer: writer, store: store)
+        // The store is rebuilt on the journal thread while capture starts (a large journal takes minutes to
+        // replay: packets are not to wait for it); new records queue behind it.
+        let segments = r.segments, known = r.damages
+        writer.start(first: {
+            let started = monotonicNanoseconds()
+            var rebuilt = 0
+            do throws(JournalError) {
+                let report = try JournalReader(directory: directory).read { record in
+                    store.apply(record)
+                    rebuilt += 1
+                }
+                for d in report.damages where !known.contains(d) { log.warning("journal: damage in \(d) (skipped)") }
+            } catch {
+                log.error("journal: the state store could not be rebuilt: \(error.message); it holds what was read before")
+            }
+            session.rebuilt.store(rebuilt, ordering: .releasing)
+            let seconds = Double(monotonicNanoseconds() &- started) / 1e9
+            log.info("journal \(directory): \(segments) segment(s), state store rebuilt from \(rebuilt) records (\(store.stats.devices) devices) in \((seconds * 100).rounded() / 100) s")
+        })
+        return session
     }
 
-    private init(writer: JournalWriter, store: StateStore, rebuiltRecords: Int) {
+    /// Records replayed into the store at start (read when the journal thread has finished).
+    private let rebuilt = Atomic<Int>(0)
+    var rebuiltRecords: Int { rebuilt.load(ordering: .acquiring) }
+
+    private init(writer: JournalWriter, store: StateStore) {
         self.writer = writer
         self.store = store
-        self.rebuiltRecords = rebuiltRecords
     }
 
     /// Called on the pipeline's sink thread.
