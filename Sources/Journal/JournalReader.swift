@@ -45,7 +45,10 @@ public struct JournalReader {
 
     /// Segment numbers, oldest first.
     public func segments() throws(JournalError) -> [UInt64] {
-        try Files.list(directory).compactMap { SegmentFormat.number(ofFile: $0) }.sorted()
+        let numbers = try Files.list(directory).compactMap { SegmentFormat.number(ofFile: $0) }.sorted()
+        // A compaction in progress or interrupted: only the segments that hold each record once.
+        guard let marker = try CompactionMarker.read(directory: directory) else { return numbers }
+        return marker.visible(numbers)
     }
 
     /// Whether a writer holds the journal now.

@@ -91,6 +91,9 @@ public struct RecoveryReport: Sendable {
     public var damages: [JournalDamage] = []
     public var indexesRebuilt = 0
     public var removedEmpty = 0
+    /// Segments removed to settle a compaction a crash interrupted (its partial copy, or the old segments of a
+    /// finished one).
+    public var compactionRemoved = 0
 }
 
 /// Damage found in a segment.
@@ -109,6 +112,8 @@ public final class JournalWriter: @unchecked Sendable {
     public let directory: String
     public let options: JournalOptions
     public let recovery: RecoveryReport
+    /// The number of the first segment this writer creates.
+    public let firstSegmentNumber: UInt64
     /// Called on the journal thread with every record it takes (written, or dropped for a full disk): the state
     /// store follows the traffic even when the disk does not.
     private let observer: (@Sendable (JournalRecord) -> Void)?
@@ -169,6 +174,7 @@ public final class JournalWriter: @unchecked Sendable {
         do throws(JournalError) {
             var report = RecoveryReport()
             segmentNumber = try Self.recover(directory: directory, report: &report) + 1
+            firstSegmentNumber = segmentNumber
             recovery = report
         } catch {
             close(lockFD)
@@ -486,6 +492,7 @@ public final class JournalWriter: @unchecked Sendable {
     /// Verifies the last segment and cuts its torn tail; indexes segments that have no index. Returns the
     /// highest segment number (0 when there is none).
     static func recover(directory: String, report: inout RecoveryReport) throws(JournalError) -> UInt64 {
+        report.compactionRemoved = try CompactionMarker.settle(directory: directory).count
         let names = try Files.list(directory)
         for name in names where name.hasSuffix(".tmp") { Files.remove(directory + "/" + name) }
         var numbers = names.compactMap { SegmentFormat.number(ofFile: $0) }.sorted()

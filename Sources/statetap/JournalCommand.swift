@@ -122,27 +122,45 @@ struct JournalCommand: ParsableCommand {
             options.fsync = .batch
             let writer = try openWriter(directory, options)
             let old = try reader.segments()  // after recovery: what gets rewritten
+            // Crash-atomic: the marker says which segments are the copy until every record is on disk, then which
+            // are the originals; whoever opens the journal after a crash settles it (see CompactionMarker).
+            var marker = CompactionMarker(state: .copying, old: old, firstNew: writer.firstSegmentNumber)
+            try journalCall { () throws(JournalError) in try marker.write(directory: directory) }
             writer.start()
             var copied = 0
             var damages: [JournalDamage] = []
-            for n in old {
-                let r = try SegmentCopy.records(directory: directory, segment: n) { writer.append($0); copied += 1 }
-                damages += r
+            do {
+                for n in old {
+                    let r = try SegmentCopy.records(directory: directory, segment: n) { writer.append($0); copied += 1 }
+                    damages += r
+                }
+            } catch {
+                writer.finish()
+                try rollBack(marker)
+                throw error
             }
             writer.finish()
             let stats = writer.currentStats
             // The old segments go only once every copied record is acknowledged (fsync'd: the policy is batch).
             guard stats.acknowledged == UInt64(copied), stats.droppedWriteError == 0 else {
-                throw ValidationError("compaction made \(stats.acknowledged) of \(copied) records durable; the old segments are kept")
+                try rollBack(marker)
+                throw ValidationError("compaction made \(stats.acknowledged) of \(copied) records durable; it was undone, the old segments are kept")
             }
-            for n in old {
-                try? FileManager.default.removeItem(atPath: directory + "/seg-\(pad(n)).stj")
-                try? FileManager.default.removeItem(atPath: directory + "/seg-\(pad(n)).idx")
+            marker.state = .done
+            try journalCall { () throws(JournalError) in
+                try marker.write(directory: directory)
+                _ = try CompactionMarker.settle(directory: directory)
             }
             let after = try reader.segments()
             let bytesAfter = after.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
             for d in damages { FileHandle.standardError.write(Data("damaged batch dropped: \(d)\n".utf8)) }
             print("compacted \(old.count) segment(s), \(bytesBefore) bytes -> \(after.count) segment(s), \(bytesAfter) bytes; \(copied) records kept, \(damages.count) damaged batch(es) dropped")
+        }
+
+        /// Removes the partial copy of a failed compaction and its marker (the journal's lock is held).
+        private func rollBack(_ marker: CompactionMarker) throws {
+            precondition(marker.state == .copying)
+            try journalCall { () throws(JournalError) in _ = try CompactionMarker.settle(directory: directory) }
         }
     }
 
@@ -227,6 +245,11 @@ func openWriter(_ directory: String, _ options: JournalOptions) throws -> Journa
     } catch {
         throw ValidationError(error.message)
     }
+}
+
+/// Runs journal code, its error as a command-line error.
+func journalCall<T>(_ body: () throws(JournalError) -> T) throws -> T {
+    do { return try body() } catch { throw ValidationError(error.message) }
 }
 
 func openReader(_ directory: String) throws -> JournalReader {
