@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 
 /// The journal's system calls, in one place: typed errors, EINTR retried, files created 0600 (the journal is
 /// browsing history).
@@ -52,8 +53,27 @@ enum Files {
     }
 
     static func sync(_ fd: Int32, path: String) throws(JournalError) {
+        if injectedFsyncFailure(path) { throw fail("cannot fsync", path, EIO) }
         while fsync(fd) != 0 {
             if errno != EINTR { throw fail("cannot fsync", path) }
+        }
+    }
+
+    /// Fault injection for tests: the next `count` fsyncs of files under `directory` fail with EIO. A failing disk
+    /// cannot be made for real here (no device-mapper in this kernel for dm-error or dm-flakey); the journal's
+    /// handling of a failed fsync is what is tested.
+    static func injectFsyncFailures(_ count: Int, under directory: String) {
+        fsyncFailures.withLock { $0[directory + "/"] = count }
+    }
+
+    private static let fsyncFailures = Mutex<[String: Int]>([:])
+
+    private static func injectedFsyncFailure(_ path: String) -> Bool {
+        fsyncFailures.withLock { table in
+            guard !table.isEmpty, let key = table.keys.first(where: { path.hasPrefix($0) }), let n = table[key], n > 0
+            else { return false }
+            table[key] = n - 1
+            return true
         }
     }
 

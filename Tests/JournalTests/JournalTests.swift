@@ -1,6 +1,7 @@
 import Decode
 import Foundation
 import Pipeline
+import Synchronization
 import Testing
 @testable import Journal
 
@@ -181,6 +182,46 @@ struct JournalTests {
             #expect(error.kind == .locked && error.message.contains("in use"))
         }
         w.start(); w.finish()
+    }
+
+    @Test("a failed fsync: what it covered is never acknowledged (counted as lost), writing goes on in a new segment whose fsyncs count")
+    func failedFsync() throws {
+        let dir = TempDirectory()
+        var o = JournalOptions()
+        o.dropWhenFull = false
+        o.fsync = .batch
+        o.batchRecords = 10
+        o.flushMilliseconds = 10_000
+        let lines = Mutex<[String]>([])
+        let w = try JournalWriter(directory: dir.path, options: o, log: { line in lines.withLock { $0.append(line) } })
+        w.start()
+        /// Waits (bounded) until the writer has written `n` records.
+        func waitWritten(_ n: UInt64) {
+            let deadline = Date().addingTimeInterval(10)
+            while w.currentStats.written < n && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        }
+        for i in 0..<50 { w.append(.event(webLink(i))) }
+        waitWritten(50)
+        #expect(w.currentStats.acknowledged == 50)
+        // The next fsync fails: the batch it should have made durable is written but never acknowledged.
+        Files.injectFsyncFailures(1, under: dir.path)
+        for i in 50..<60 { w.append(.event(webLink(i))) }
+        waitWritten(60)
+        var s = w.currentStats
+        #expect(s.written == 60 && s.acknowledged == 50 && s.droppedWriteError == 10, "\(s)")
+        #expect(s.segmentsClosed == 1, "the segment whose fsync failed is closed")
+        for i in 60..<100 { w.append(.event(webLink(i))) }
+        w.finish()
+        s = w.currentStats
+        #expect(s.written == 100 && s.acknowledged == 90 && s.droppedWriteError == 10, "\(s)")
+        let logged = lines.withLock { $0 }
+        #expect(logged.contains { $0.contains("cannot fsync") && $0.contains("10 written records may not be on disk") },
+                "\(logged)")
+        // Two segments; the data itself reached the kernel, so everything reads back and verifies.
+        #expect(try JournalReader(directory: dir.path).segments().count == 2)
+        let (back, _) = try readAll(dir)
+        #expect(back.count == 100)
+        #expect(try JournalReader(directory: dir.path).verify().damages.isEmpty)
     }
 
     @Test("retention by size removes the oldest closed segments")
