@@ -104,13 +104,6 @@ struct ByteWriter: ~Copyable {
         }
     }
 
-    /// A u16 length and the bytes (longer values are cut at 65,535 bytes).
-    mutating func string(_ s: borrowing String) {
-        let n = min(s.utf8.count, Int(UInt16.max))
-        u16(UInt16(n))
-        utf8(s, limit: n)
-    }
-
     /// Overwrites a u32 at `offset` (a length known only after the body is written).
     mutating func patch32(_ v: UInt32, at offset: Int) {
         precondition(offset >= 0 && offset + 4 <= count, "patch32 outside the written bytes")

@@ -137,7 +137,7 @@ public final class JournalWriter: @unchecked Sendable {
     /// The segment's devices, and for each written batch its devices: (device number << 32 | batch number), grouped
     /// into the index when the segment closes (appending to one list per device per batch cost more than the rest
     /// of the bookkeeping together).
-    private var segmentDevices = DeviceTable<Void>(capacity: 8192)
+    private var segmentDevices = DeviceSet(capacity: 8192)
     private var segmentPairs: [UInt64] = []
     private var segmentBatchOffsets: [UInt32] = []
     private var segmentFirst: UInt64 = .max
@@ -148,7 +148,7 @@ public final class JournalWriter: @unchecked Sendable {
     private var batchRecords = 0
     private var batchFirst: UInt64 = .max
     private var batchLast: UInt64 = 0
-    private var batchDevices = DeviceTable<Void>(capacity: 8192)
+    private var batchDevices = DeviceSet(capacity: 8192)
     /// The device of the record before (a run of one device's records is inserted once).
     private var lastDevice: IPAddress?
     private var batchStarted: UInt64 = 0
@@ -319,8 +319,8 @@ public final class JournalWriter: @unchecked Sendable {
             segmentLength += total
             let batchNumber = UInt64(segmentBatchOffsets.count)
             segmentBatchOffsets.append(UInt32(offset))
-            for d in batchDevices.keys {
-                segmentPairs.append(UInt64(segmentDevices.index(of: d, orInsert: {})) << 32 | batchNumber)
+            for d in batchDevices.members {
+                segmentPairs.append(UInt64(segmentDevices.insert(d)) << 32 | batchNumber)
             }
             segmentFirst = min(segmentFirst, batchFirst)
             segmentLast = max(segmentLast, batchLast)
@@ -420,7 +420,7 @@ public final class JournalWriter: @unchecked Sendable {
     /// Device → offsets of the batches holding its records, from the pairs written batch by batch (a counting
     /// sort: pairs are in batch order, so each device's offsets come out in file order).
     private func groupedSegmentIndex() -> [IPAddress: [UInt32]] {
-        let devices = segmentDevices.keys
+        let devices = segmentDevices.members
         var counts = [Int](repeating: 0, count: devices.count)
         for p in segmentPairs { counts[Int(p >> 32)] += 1 }
         var result: [IPAddress: [UInt32]] = [:]

@@ -60,11 +60,6 @@ public struct StateEvent: Sendable, Equatable {
     }
 }
 
-private func hex2(_ b: UInt8) -> String {
-    let d = Array("0123456789abcdef")
-    return String([d[Int(b >> 4)], d[Int(b & 15)]])
-}
-
 extension StateEvent {
     /// A server_name event from a parsed ClientHello.
     static func serverName(_ info: ClientHelloInfo, transport: String, ts: UInt64, device: IPAddress,
@@ -91,26 +86,10 @@ extension StateEvent {
     ]
 }
 
-/// A JSON string literal (also used by the CLI's summary).
-public func jsonQuoted(_ s: String) -> String { quote(s) }
-
-/// A JSON string literal.
-func quote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                out += "\\u00" + hex2(UInt8(u.value))
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
+/// A JSON string literal, as events write them (also used by the CLI's summary).
+public func jsonQuoted(_ s: String) -> String {
+    var out: [UInt8] = []
+    out.reserveCapacity(s.utf8.count + 2)
+    out.appendJSONString(s)
+    return String(decoding: out, as: UTF8.self)
 }
