@@ -33,6 +33,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        // The control plane and the agent (Migration): HTTP server, HTTP client, metrics. Cold code only.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.2"),
     ],
     targets: [
         // System libraries, found with pkg-config.
@@ -69,6 +76,22 @@ let package = Package(
         // The state journal (LZ4 frame segments, recovery, indexes) and the per-device state store built from it.
         // Cold code: the journal thread and the CLI; never on the packet path.
         .target(name: "Journal", dependencies: ["Pipeline", "Rings", "Decode", "CLZ4"]),
+        // Migration: the control plane (signals in, plans, transfers), the planner, and the destination edge's
+        // agent that pre-fetches through its cache. Async, Foundation and HTTP live here, far from the packet path.
+        .target(name: "Migration", dependencies: [
+            "Journal", "Decode", "CLZ4",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
         // Compiled XDP programs, embedded as resources: loading, BPF_PROG_RUN, the live-frames traffic generator.
@@ -80,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "statetap",
             dependencies: [
-                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Journal",
+                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Journal", "Migration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -92,6 +115,10 @@ let package = Package(
         // RFC test vectors and other data several test targets share.
         .target(name: "StatetapTestSupport", dependencies: ["Extract"], path: "Tests/Support"),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
+        .testTarget(name: "MigrationTests", dependencies: [
+            "Migration", "Journal", "Decode",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.

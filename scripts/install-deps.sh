@@ -6,8 +6,9 @@ set -euo pipefail
 # Build: the C libraries behind CModules/ and clang for the XDP programs in bpf/.
 PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
 # Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
-# (dropping capabilities), ethtool (veth drop counters), nginx and curl (the real-traffic test through a TAP).
-LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl)
+# (dropping capabilities), ethtool (veth drop counters and offloads), nginx and curl (the real-traffic test through
+# a TAP, the migration lab's edge caches and device), jq (the lab reads the API's JSON).
+LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl jq)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
 if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
 if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi

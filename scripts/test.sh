@@ -44,8 +44,10 @@ scripts/fuzz.sh --seconds "${STATETAP_FUZZ_SECONDS:-60}"
 if [[ $(id -u) -eq 0 ]]; then
   echo "== live demo: AF_XDP capture on a veth pair, release build (optimized code paths differ from debug)"
   scripts/live-demo.sh 20000
+  echo "== the migration lab: real nginx edge caches, a device, a TAP; a MEC 012 signal gets edge B warm (release)"
+  scripts/lab.sh
 else
-  echo "== live demo: SKIPPED, not root (AF_XDP, XDP and network namespaces need root); CI runs it" >&2
+  echo "== live demo and migration lab: SKIPPED, not root (AF_XDP, XDP and network namespaces need root); CI runs them" >&2
 fi
 
 echo "== demo (debug build) against its ground truth"

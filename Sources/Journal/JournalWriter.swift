@@ -129,6 +129,10 @@ public final class JournalWriter: @unchecked Sendable {
     private var droppedQueueFullLocal: UInt64 = 0
     private let producerCounts = Atomic<UInt64>(0)
     private let producerDrops = Atomic<UInt64>(0)
+    /// Markers from threads other than the producer (the control plane, the agent): few, so a lock, which the
+    /// journal thread takes only when `markersPending` says there is something. The packet path never touches it.
+    private let markers = Mutex<[JournalRecord]>([])
+    private let markersPending = Atomic<Int>(0)
 
     // Journal-thread state.
     private var segmentNumber: UInt64
@@ -224,6 +228,13 @@ public final class JournalWriter: @unchecked Sendable {
         return true
     }
 
+    /// Queues a migration or plan marker from any thread (never dropped; the journal thread writes it in its next
+    /// round, after what the producer queued before it).
+    public func appendMarker(_ record: JournalRecord) {
+        markers.withLock { $0.append(record) }
+        markersPending.add(1, ordering: .releasing)
+    }
+
     /// Writes what is queued, closes and indexes the segment, and stops the thread.
     public func finish() {
         stopping.store(true, ordering: .releasing)
@@ -245,7 +256,16 @@ public final class JournalWriter: @unchecked Sendable {
         var idle = Backoff(sleepNanoseconds: 1_000_000)
         while true {
             let stop = stopping.load(ordering: .acquiring)
-            let taken = ring.dequeueBatch(maxCount: 512) { take($0) }
+            var taken = ring.dequeueBatch(maxCount: 512) { take($0) }
+            if markersPending.load(ordering: .acquiring) > 0 {
+                let pending = markers.withLock { m in
+                    defer { m.removeAll() }
+                    return m
+                }
+                markersPending.subtract(pending.count, ordering: .relaxed)
+                for r in pending { take(r) }
+                taken += pending.count
+            }
             let now = monotonicNanoseconds()
             if batchRecords > 0 && now &- batchStarted >= UInt64(options.flushMilliseconds) * 1_000_000 {
                 writeBatch(now: now)
@@ -255,7 +275,7 @@ public final class JournalWriter: @unchecked Sendable {
             }
             publishStats()
             if taken > 0 { idle.reset(); continue }
-            if stop && ring.consumerAvailableCount == 0 { break }
+            if stop && ring.consumerAvailableCount == 0 && markersPending.load(ordering: .acquiring) == 0 { break }
             idle.wait()
         }
         if batchRecords > 0 { writeBatch(now: monotonicNanoseconds()) }

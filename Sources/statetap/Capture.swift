@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Migration
 import Pipeline
 import ServiceLifecycle
 import XDPCapture
@@ -103,6 +104,7 @@ struct CaptureCommand: AsyncParsableCommand {
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
     @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
+    @OptionGroup(title: "Control plane") var control: ControlPlaneOptions
     @OptionGroup var global: GlobalOptions
 
     enum SteerSelection: String, ExpressibleByArgument, CaseIterable {
@@ -186,9 +188,21 @@ struct CaptureCommand: AsyncParsableCommand {
         log.info("capturing on \(s.interface) queues \(s.queues.map(String.init).joined(separator: ",")): XDP \(s.xdpMode) mode, AF_XDP \(s.zeroCopy ? "zero-copy" : "copy") mode, pipeline \(s.threading.rawValue), program \(s.bpfObject)")
 
         let service = CaptureService(capture: capture, statsInterval: statsInterval, duration: duration, log: log)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        let plane: (ControlPlane, any Service)?
+        do { plane = try control.make(journal: journal, log: log) } catch {
+            _ = capture.finish()
+            _ = journal?.finish()
+            throw error
+        }
+        if let (controlPlane, server) = plane, let journal {
+            controlPlane.metrics.setProvider { captureSamples(capture.statistics()) + journalSamples(journal) }
+            services.append(.init(service: server))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
         let (summary, stats) = capture.finish()
         writer?.close()
@@ -204,6 +218,27 @@ struct CaptureCommand: AsyncParsableCommand {
             print(text)
         }
     }
+}
+
+/// The capture's figures for `/metrics`.
+func captureSamples(_ s: LiveStatistics) -> [ServiceMetrics.Sample] {
+    var out: [ServiceMetrics.Sample] = [
+        .init("statetap_packets_decoded_total", .counter, Double(s.packetsDecoded)),
+        .init("statetap_xdp_steered_total", .counter, Double(s.program.steered)),
+        .init("statetap_xdp_passed_total", .counter, Double(s.program.passed)),
+        .init("statetap_xdp_malformed_total", .counter, Double(s.program.malformed)),
+    ]
+    for q in s.queues {
+        let l = [("queue", String(q.queue))]
+        out += [
+            .init("statetap_rx_packets_total", .counter, Double(q.rxPackets), labels: l),
+            .init("statetap_rx_bytes_total", .counter, Double(q.rxBytes), labels: l),
+            .init("statetap_kernel_rx_dropped_total", .counter, Double(q.kernel.rxDropped), labels: l),
+            .init("statetap_kernel_rx_ring_full_total", .counter, Double(q.kernel.rxRingFull), labels: l),
+            .init("statetap_ring_full_drops_total", .counter, Double(q.ringFullDrops), labels: l),
+        ]
+    }
+    return out
 }
 
 /// Runs the capture until it stops by itself or a signal asks: the service-lifecycle side of `capture`.

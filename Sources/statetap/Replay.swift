@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Migration
 import Pipeline
+import ServiceLifecycle
+import Synchronization
 
-struct Replay: ParsableCommand {
+struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay pcap/pcapng files through the decode pipeline and print a summary.",
         discussion: """
@@ -11,6 +14,9 @@ struct Replay: ParsableCommand {
             Linux cooked SLL/SLL2, BSD loopback and raw IP link types). \
             Nothing is dropped: when a ring is full the reader waits. The summary counts packets per layer, \
             flows, devices and every decode error by reason.
+
+            With --serve (and --journal), the control plane API is served while the files are replayed and \
+            afterwards, until SIGINT or SIGTERM: migrations can be planned from what the files taught.
             """)
 
     @Argument(help: "Capture files (pcap or pcapng).")
@@ -25,6 +31,7 @@ struct Replay: ParsableCommand {
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
     @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
+    @OptionGroup(title: "Control plane") var control: ControlPlaneOptions
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -34,14 +41,34 @@ struct Replay: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let log = global.bootstrap()
         let configuration = try pipeline.makeConfiguration()
         let writer = try eventOptions.makeWriter()
         // A file is replayed without loss: when the journal falls behind, the sink waits for it.
         let journal = try JournalSession.open(journalOptions, dropWhenFull: false, log: log)
-        let summary = try runReplay(files: files, configuration: configuration, progressInterval: progressInterval,
-                                    log: log, onEvent: eventSink(writer, journal))
+        let plane: (ControlPlane, any Service)?
+        do { plane = try control.make(journal: journal, log: log) } catch {
+            _ = journal?.finish()
+            throw error
+        }
+        let files = files, progressInterval = progressInterval
+        let replay = { @Sendable () throws -> PipelineSummary in
+            try runReplay(files: files, configuration: configuration, progressInterval: progressInterval,
+                          log: log, onEvent: eventSink(writer, journal))
+        }
+        let summary: PipelineSummary
+        if let (controlPlane, server) = plane, let journal {
+            controlPlane.metrics.setProvider { journalSamples(journal) }
+            let done = ReplayAndServe(replay: replay, log: log)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: server), .init(service: done)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+            try await group.run()
+            summary = try done.result()
+        } else {
+            summary = try await onThread(replay)
+        }
         writer?.close()
         let journalSection = journal?.finish()
         let text = json ? SummaryFormatter.json(summary, journal: journalSection)
@@ -69,4 +96,41 @@ func runReplay(files: [String], configuration: PipelineConfiguration, progressIn
         }, onEvent: onEvent)
     for e in summary.readErrors { log.error("read error: \(e)") }
     return summary
+}
+
+/// Runs a blocking job on its own thread (not on the concurrency pool, which serves the API meanwhile).
+func onThread<T: Sendable>(_ job: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try job() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
+/// `replay --serve`: the replay, then serving until a signal (the API stays up after the files end).
+final class ReplayAndServe: Service, Sendable {
+    private let replay: @Sendable () throws -> PipelineSummary
+    private let log: Logger
+    private let outcome = Mutex<Result<PipelineSummary, any Error>?>(nil)
+
+    init(replay: @escaping @Sendable () throws -> PipelineSummary, log: Logger) {
+        self.replay = replay
+        self.log = log
+    }
+
+    func run() async throws {
+        let result: Result<PipelineSummary, any Error>
+        do { result = .success(try await onThread(replay)) } catch { result = .failure(error) }
+        outcome.withLock { $0 = result }
+        if case .success(let s) = result {
+            log.info("replay done (\(s.counters.packets) packets); serving the control plane until SIGINT or SIGTERM")
+        }
+        // Serve on until a signal ends the group.
+        try? await gracefulShutdown()
+    }
+
+    func result() throws -> PipelineSummary {
+        guard let r = outcome.withLock({ $0 }) else { throw CancellationError() }
+        return try r.get()
+    }
 }

@@ -1,0 +1,469 @@
+import AsyncHTTPClient
+import Decode
+import Foundation
+import Hummingbird
+import Journal
+import Logging
+import NIOCore
+import Synchronization
+
+/// Settings of the control plane.
+public struct ControlPlaneConfiguration: Sendable {
+    public var token: String
+    /// The control plane's own base URL as agents reach it (progress reports); nil: agents do not report, the
+    /// control plane polls them.
+    public var advertiseURL: String?
+    /// Deadline of a migration whose signal gives none.
+    public var defaultDeadlineSeconds: Double = 30
+    public var planner = Planner()
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes = 1 << 20
+    /// Transfer retries: first wait, doubled up to the maximum, ±20% jitter, until the deadline.
+    public var retryInitialMilliseconds = 100
+    public var retryMaxMilliseconds = 2000
+    /// How often the agent is asked for its status while it prefetches (besides its own reports).
+    public var pollMilliseconds = 250
+
+    public init(token: String) { self.token = token }
+}
+
+/// The control plane: migration signals in (native API, ETSI MEC 012 cell changes, MEC 021 mobility
+/// procedures), a plan per application from the state store, the transfer to the destination agent with retries
+/// until the deadline, and the status of every migration for anyone to query. Plans and status changes are
+/// journaled. Runs on Swift concurrency, beside the capture, never on the packet path.
+public final class ControlPlane: Sendable {
+    public let store: StateStore
+    public let configuration: ControlPlaneConfiguration
+    public let metrics: ServiceMetrics
+    private let edges: Mutex<EdgeConfiguration>
+    private let migrations = Mutex<Migrations>(Migrations())
+    private let journal: (@Sendable (JournalRecord) -> Void)?
+    private let client: HTTPClient
+    private let log: Logger
+
+    private struct Migrations {
+        var byID: [String: Entry] = [:]
+        /// The latest migration of each device (for MEC signals that name the device only).
+        var latestByDevice: [String: String] = [:]
+        var order: [String] = []
+    }
+
+    private struct Entry {
+        var view: MigrationView
+        var started: ContinuousClock.Instant
+        var deadline: Date
+        var agent: String
+        var task: Task<Void, Never>?
+    }
+
+    public init(store: StateStore, edges: EdgeConfiguration, configuration: ControlPlaneConfiguration,
+                metrics: ServiceMetrics = ServiceMetrics(), journal: (@Sendable (JournalRecord) -> Void)? = nil,
+                client: HTTPClient = .shared, log: Logger = Logger(label: "statetap.control"))
+    {
+        self.store = store
+        self.edges = Mutex(edges)
+        self.configuration = configuration
+        self.metrics = metrics
+        self.journal = journal
+        self.client = client
+        self.log = log
+    }
+
+    // MARK: - Edges and cells
+
+    public var edgeConfiguration: EdgeConfiguration { edges.withLock { $0 } }
+
+    public func setEdge(_ edge: EdgeNode) throws(APIError) {
+        if let p = URLParts(edge.agent).problem { throw APIError(.unprocessableContent, "agent \(p)") }
+        guard !edge.name.isEmpty else { throw APIError(.badRequest, "edge name is empty") }
+        edges.withLock { c in
+            c.edges.removeAll { $0.name == edge.name }
+            c.edges.append(edge)
+        }
+    }
+
+    public func removeEdge(_ name: String) -> Bool {
+        edges.withLock { c in
+            let before = c.edges.count
+            c.edges.removeAll { $0.name == name }
+            c.cells = c.cells.filter { $0.value != name }
+            return c.edges.count != before
+        }
+    }
+
+    public func setCell(_ cell: String, edge: String) throws(APIError) {
+        try edges.withLock { c throws(APIError) in
+            guard c.edges.contains(where: { $0.name == edge }) else {
+                throw APIError(.unprocessableContent, "unknown edge '\(edge)' (register it with PUT /v1/edges/\(edge))")
+            }
+            c.cells[cell] = edge
+        }
+    }
+
+    private func edge(named name: String) -> EdgeNode? { edges.withLock { c in c.edges.first { $0.name == name } } }
+
+    private func edge(ofCell cell: String) -> String? { edges.withLock { $0.cells[cell] } }
+
+    // MARK: - Migrations
+
+    /// Starts a migration (idempotent: a second signal for a device already migrating to the same edge returns
+    /// the running one; `created` tells which).
+    public func startMigration(_ request: MigrationRequest, source: String) throws(APIError) -> (view: MigrationView, created: Bool) {
+        guard let device = IPAddress(request.device) else {
+            throw APIError(.badRequest, "device '\(request.device)' is not an IPv4 or IPv6 address")
+        }
+        guard let target = edge(named: request.to) else {
+            throw APIError(.unprocessableContent, "unknown destination edge '\(request.to)'")
+        }
+        let now = Date()
+        var deadline = now.addingTimeInterval(configuration.defaultDeadlineSeconds)
+        if let d = request.deadline {
+            guard let parsed = parseRFC3339(d) else {
+                throw APIError(.badRequest, "deadline '\(d)' is not an RFC 3339 time (e.g. 2026-11-25T10:00:00Z)")
+            }
+            guard parsed > now else { throw APIError(.unprocessableContent, "deadline '\(d)' has passed") }
+            deadline = parsed
+        }
+        let deviceText = device.description
+        let from = request.from ?? ""
+        let result: (MigrationView, Bool) = migrations.withLock { m in
+            if let id = m.latestByDevice[deviceText], let e = m.byID[id], !e.view.status.isFinal, e.view.to == target.name {
+                return (e.view, false)
+            }
+            let id = UUID().uuidString.lowercased()
+            var timings = MigrationTimings()
+            timings.plannedMs = nil
+            let view = MigrationView(id: id, device: deviceText, from: from, to: target.name, source: source,
+                                     status: .planned, detail: nil, createdAt: rfc3339(now), deadline: rfc3339(deadline),
+                                     timings: timings, plan: PlanSummary(), transfer: TransferSummary(),
+                                     prefetch: PrefetchProgress())
+            m.byID[id] = Entry(view: view, started: .now, deadline: deadline, agent: target.agent, task: nil)
+            m.latestByDevice[deviceText] = id
+            m.order.append(id)
+            if m.order.count > 10_000, let old = m.order.first, m.byID[old]?.view.status.isFinal ?? true {
+                m.order.removeFirst()
+                m.byID[old] = nil
+            }
+            return (view, true)
+        }
+        guard result.1 else { return result }
+        let id = result.0.id
+        metrics.migrationStarted(source: source)
+        log.info("migration \(id): device \(deviceText) \(from.isEmpty ? "?" : from) -> \(target.name) (\(source)), deadline \(rfc3339(deadline))")
+        let task = Task { [self] in await run(id: id, device: device, agent: target.agent, deadline: deadline) }
+        migrations.withLock { $0.byID[id]?.task = task }
+        return result
+    }
+
+    public func migration(_ id: String) -> MigrationView? { migrations.withLock { $0.byID[id]?.view } }
+
+    public func recentMigrations(limit: Int = 100) -> [MigrationView] {
+        migrations.withLock { m in m.order.suffix(limit).reversed().compactMap { m.byID[$0]?.view } }
+    }
+
+    public func latestMigration(device: String) -> MigrationView? {
+        migrations.withLock { m in m.latestByDevice[device].flatMap { m.byID[$0]?.view } }
+    }
+
+    /// Cancels a migration that has not finished: the transfer stops, the agent is told to stop prefetching.
+    public func cancel(_ id: String, reason: String) -> MigrationView? {
+        let (entry, changed) = migrations.withLock { m -> (Entry?, Bool) in
+            guard let e = m.byID[id] else { return (nil, false) }
+            if e.view.status.isFinal { return (e, false) }
+            return (e, true)
+        }
+        guard let entry else { return nil }
+        guard changed else { return entry.view }
+        entry.task?.cancel()
+        let view = setStatus(id, .cancelled, detail: reason)
+        // Tell the agent, a few times at most (it may never have heard of this migration: 404 is fine).
+        let agent = entry.agent, token = configuration.token, client = client, log = log
+        Task {
+            for attempt in 0..<3 {
+                var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
+                r.method = .DELETE
+                r.headers.add(name: "Authorization", value: "Bearer \(token)")
+                if let resp = try? await client.execute(r, timeout: .seconds(2)), resp.status.code < 500 { return }
+                try? await Task.sleep(for: .milliseconds(200 << attempt))
+            }
+            log.warning("migration \(id): the agent at \(agent) did not acknowledge the cancellation")
+        }
+        return view
+    }
+
+    /// The handover is done (MEC COMPLETED): a ready migration becomes `completed`; one still running keeps
+    /// going and says so.
+    public func complete(_ id: String) -> MigrationView? {
+        let status = migration(id)?.status
+        switch status {
+        case nil: return nil
+        case .ready?: return setStatus(id, .completed, detail: nil)
+        case let s? where s.isFinal: return migration(id)
+        default:
+            return update(id) { e in
+                e.view.timings.completedMs = Self.ms(since: e.started)
+                e.view.detail = "the handover completed before the destination was ready"
+            }
+        }
+    }
+
+    /// A progress report of the agent (its callback, or an answer to our poll).
+    public func agentReported(_ id: String, _ status: AgentTransferStatus) -> MigrationView? {
+        guard let current = migration(id) else { return nil }
+        if current.status.isFinal { return current }
+        _ = update(id) { $0.view.prefetch = status.progress }
+        switch status.status {
+        case .received, .prefetching:
+            return current.status == .prefetching ? migration(id) : setStatus(id, .prefetching, detail: nil)
+        case .ready: return setStatus(id, .ready, detail: nil)
+        case .failed: return setStatus(id, .failed, detail: "agent: \(status.detail ?? "failed")")
+        case .cancelled: return setStatus(id, .cancelled, detail: "the agent cancelled it")
+        }
+    }
+
+    // MARK: - MEC signals
+
+    /// MEC 012 `CellChangeNotification`.
+    public func cellChange(_ n: CellChangeNotification) throws(APIError) -> (view: MigrationView, created: Bool) {
+        let names = ["", "IN_PREPARATION", "IN_EXECUTION", "COMPLETED", "REJECTED", "CANCELLED"]
+        guard let status = n.hoStatus.number(names: names), (1...5).contains(status) else {
+            throw APIError(.badRequest, "hoStatus must be 1-5 or IN_PREPARATION, IN_EXECUTION, COMPLETED, REJECTED, CANCELLED")
+        }
+        let device = try Self.device(n.associateId)
+        switch status {
+        case 1:
+            guard let src = n.srcEcgi?.cellId else { throw APIError(.badRequest, "missing field 'srcEcgi.cellId'") }
+            guard let trg = n.trgEcgi?.first?.cellId else { throw APIError(.badRequest, "missing field 'trgEcgi[0].cellId'") }
+            guard let to = edge(ofCell: trg) else {
+                throw APIError(.unprocessableContent, "target cell '\(trg)' maps to no edge (PUT /v1/cells/\(trg))")
+            }
+            let from = edge(ofCell: src) ?? ""
+            if from == to {
+                throw APIError(.unprocessableContent, "cells '\(src)' and '\(trg)' are on the same edge '\(to)': nothing to migrate")
+            }
+            return try startMigration(MigrationRequest(device: device, from: from, to: to), source: "mec012")
+        case 2:
+            guard let v = latestMigration(device: device) else {
+                throw APIError(.notFound, "no migration for device \(device)")
+            }
+            return (v, false)
+        case 3:
+            guard let v = latestMigration(device: device), let done = complete(v.id) else {
+                throw APIError(.notFound, "no migration for device \(device)")
+            }
+            return (done, false)
+        default:
+            guard let v = latestMigration(device: device),
+                  let c = cancel(v.id, reason: status == 4 ? "handover rejected (MEC 012)" : "handover cancelled (MEC 012)")
+            else { throw APIError(.notFound, "no migration for device \(device)") }
+            return (c, false)
+        }
+    }
+
+    /// MEC 021 `MobilityProcedureNotification`.
+    public func mobilityProcedure(_ n: MobilityProcedureNotification) throws(APIError) -> (view: MigrationView, created: Bool) {
+        let names = ["", "INTERHOST_MOVEOUT_TRIGGERED", "INTERHOST_MOVEOUT_COMPLETED", "INTERHOST_MOVEOUT_FAILED"]
+        guard let status = n.mobilityStatus.number(names: names), (1...3).contains(status) else {
+            throw APIError(.badRequest, "mobilityStatus must be 1-3 or INTERHOST_MOVEOUT_TRIGGERED, INTERHOST_MOVEOUT_COMPLETED, INTERHOST_MOVEOUT_FAILED")
+        }
+        let device = try Self.device(n.associateId)
+        switch status {
+        case 1:
+            let config = edgeConfiguration
+            let target = n.targetAppInfo
+            var to: String?
+            if let name = target?.appInstanceId, config.edges.contains(where: { $0.name == name }) { to = name }
+            if to == nil, let hosts = target?.commInterface?.ipAddresses?.map(\.host) {
+                to = config.edges.first { e in hosts.contains(URLParts(e.agent).host) }?.name
+            }
+            guard let to else {
+                throw APIError(.unprocessableContent, "targetAppInfo names no known edge (appInstanceId = an edge name, or commInterface.ipAddresses = its agent's address)")
+            }
+            return try startMigration(MigrationRequest(device: device, to: to), source: "mec021")
+        case 2:
+            guard let v = latestMigration(device: device), let done = complete(v.id) else {
+                throw APIError(.notFound, "no migration for device \(device)")
+            }
+            return (done, false)
+        default:
+            guard let v = latestMigration(device: device), let c = cancel(v.id, reason: "move-out failed (MEC 021)") else {
+                throw APIError(.notFound, "no migration for device \(device)")
+            }
+            return (c, false)
+        }
+    }
+
+    private static func device(_ ids: [AssociateId]?) throws(APIError) -> String {
+        let names = ["", "UE_IPV4_ADDRESS", "UE_IPV6_ADDRESS"]
+        guard let ids, !ids.isEmpty else { throw APIError(.badRequest, "missing field 'associateId'") }
+        for id in ids {
+            guard let t = id.type.number(names: names), t == 1 || t == 2 else { continue }
+            guard IPAddress(id.value) != nil else {
+                throw APIError(.badRequest, "associateId value '\(id.value)' is not an IP address")
+            }
+            return id.value
+        }
+        throw APIError(.unprocessableContent, "no associateId of type UE_IPV4_ADDRESS (1) or UE_IPV6_ADDRESS (2): statetap knows devices by address")
+    }
+
+    // MARK: - Running one migration
+
+    private func run(id: String, device: IPAddress, agent: String, deadline: Date) async {
+        // Plan.
+        guard let view = migration(id) else { return }
+        let snapshot = store.snapshot(device: device)
+        let ranked = store.rankedLinks(device: device)
+        let plan = configuration.planner.plan(
+            migrationID: id, device: device.description, apps: snapshot?.apps ?? [], ranked: ranked, from: view.from, to: view.to,
+            deadlineUnixMs: unixMilliseconds(deadline),
+            callback: configuration.advertiseURL.map { $0 + "/v1/migrations/\(id)/progress" })
+        let raw: [UInt8]
+        do { raw = Array(try JSONCoding.encoder.encode(plan)) } catch {
+            _ = setStatus(id, .failed, detail: "the plan could not be encoded: \(error)")
+            return
+        }
+        journal?(.plan(PlanMark(migrationID: id, device: device, timestampNanoseconds: wallNanoseconds(), body: raw)))
+        let body = SliceCodec.compress(raw)
+        _ = update(id) { e in
+            e.view.plan = plan.summary
+            e.view.timings.plannedMs = Self.ms(since: e.started)
+            e.view.transfer.rawBytes = raw.count
+            e.view.transfer.compressedBytes = body.count
+        }
+        journalStatus(id)
+        log.info("migration \(id): planned \(plan.summary.apps) app(s), \(plan.summary.links) link(s), \(plan.summary.hosts) host(s); \(plan.summary.skippedUncacheable) uncacheable link(s) left out")
+
+        // Transfer, retried with backoff until the deadline.
+        _ = setStatus(id, .transferring, detail: nil)
+        var wait = configuration.retryInitialMilliseconds
+        var attempt = 0
+        transfer: while true {
+            if Task.isCancelled { return }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 {
+                let last = migration(id)?.transfer.lastError ?? "none"
+                _ = setStatus(id, .failed, detail: "deadline passed during the transfer after \(attempt) attempt(s); last error: \(last)")
+                return
+            }
+            attempt += 1
+            var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
+            r.method = .PUT
+            r.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
+            r.headers.add(name: "Content-Type", value: "application/json")
+            r.headers.add(name: "Content-Encoding", value: SliceCodec.contentEncoding)
+            r.body = .bytes(ByteBuffer(bytes: body))
+            var failure: String
+            do {
+                let timeout = TimeAmount.milliseconds(Int64(min(remaining, 5) * 1000))
+                let response = try await client.execute(r, timeout: timeout)
+                let answer = try await response.body.collect(upTo: 1 << 20)
+                let code = Int(response.status.code)
+                if (200..<300).contains(code) {
+                    _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = nil }
+                    if let s = try? JSONCoding.decoder.decode(AgentTransferStatus.self, from: Data(answer.readableBytesView)) {
+                        _ = agentReported(id, s)
+                    }
+                    break transfer
+                }
+                failure = "agent answered \(code): \(String(decoding: answer.readableBytesView.prefix(300), as: UTF8.self))"
+                if (400..<500).contains(code) && code != 408 && code != 429 {
+                    _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = failure }
+                    _ = setStatus(id, .failed, detail: "the agent refused the transfer: \(failure)")
+                    return
+                }
+            } catch {
+                if Task.isCancelled { return }
+                failure = "\(error)"
+            }
+            _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = failure }
+            log.notice("migration \(id): transfer attempt \(attempt) to \(agent) failed: \(failure); retrying")
+            let jitter = Double.random(in: 0.8...1.2)
+            let sleep = min(Double(wait) * jitter / 1000, max(deadline.timeIntervalSinceNow, 0))
+            do { try await Task.sleep(for: .milliseconds(Int64(sleep * 1000))) } catch { return }
+            wait = min(wait * 2, configuration.retryMaxMilliseconds)
+        }
+
+        // Prefetching: the agent reports; we also ask it, in case a report is lost.
+        if migration(id)?.status == .transferring { _ = setStatus(id, .prefetching, detail: nil) }
+        while let s = migration(id)?.status, !s.isFinal {
+            if deadline.timeIntervalSinceNow <= 0 {
+                let p = migration(id)?.prefetch ?? PrefetchProgress()
+                _ = setStatus(id, .failed, detail: "deadline passed while the agent prefetched (\(p.done) of \(p.total) done)")
+                return
+            }
+            let pause = min(Double(configuration.pollMilliseconds) / 1000, max(deadline.timeIntervalSinceNow, 0.001))
+            do { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) } catch { return }
+            var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
+            r.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
+            if let response = try? await client.execute(r, timeout: .seconds(2)),
+               let answer = try? await response.body.collect(upTo: 1 << 20), response.status.code == 200,
+               let status = try? JSONCoding.decoder.decode(AgentTransferStatus.self, from: Data(answer.readableBytesView))
+            {
+                _ = agentReported(id, status)
+            }
+        }
+    }
+
+    // MARK: - Status bookkeeping
+
+    private static func ms(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return (ms * 1000).rounded() / 1000
+    }
+
+    private func update(_ id: String, _ change: (inout Entry) -> Void) -> MigrationView? {
+        migrations.withLock { m in
+            guard m.byID[id] != nil else { return nil }
+            change(&m.byID[id]!)
+            return m.byID[id]!.view
+        }
+    }
+
+    /// Moves a migration to `status` (never out of a final one), times the step, journals and counts it.
+    @discardableResult
+    private func setStatus(_ id: String, _ status: MigrationStatus, detail: String?) -> MigrationView? {
+        var changed = false
+        let view = update(id) { e in
+            guard !e.view.status.isFinal || (e.view.status == .ready && status == .completed) else { return }
+            guard e.view.status != status else { return }
+            changed = true
+            e.view.status = status
+            if let detail { e.view.detail = detail }
+            let t = Self.ms(since: e.started)
+            switch status {
+            case .planned: e.view.timings.plannedMs = t
+            case .transferring: e.view.timings.transferringMs = t
+            case .prefetching: e.view.timings.prefetchingMs = t
+            case .ready: e.view.timings.readyMs = t
+            case .failed: e.view.timings.failedMs = t
+            case .cancelled: e.view.timings.cancelledMs = t
+            case .completed: e.view.timings.completedMs = t
+            }
+        }
+        guard changed, let view else { return view }
+        journalStatus(id)
+        if status.isFinal && status != .completed {
+            metrics.migrationFinished(status: status.rawValue, signalToReadyMs: view.timings.readyMs)
+        }
+        switch status {
+        case .failed: log.warning("migration \(id): failed: \(view.detail ?? "")")
+        case .ready:
+            log.info("migration \(id): ready in \(view.timings.readyMs ?? 0) ms (\(view.prefetch.objects) object(s), \(view.prefetch.bytes) bytes prefetched)")
+        default: log.info("migration \(id): \(status.rawValue)\(detail.map { ": \($0)" } ?? "")")
+        }
+        return view
+    }
+
+    private func journalStatus(_ id: String) {
+        guard let journal, let v = migration(id), let device = IPAddress(v.device) else { return }
+        journal(.migration(MigrationMark(id: id, device: device, from: v.from, to: v.to, status: v.status.rawValue,
+                                         timestampNanoseconds: wallNanoseconds(), detail: v.detail)))
+    }
+}
+
+func wallNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,192 @@
+import CLZ4
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The transfer body's encoding: an LZ4 frame (with content checksum) of the plan's JSON.
+public enum SliceCodec {
+    public static let contentEncoding = "x-lz4-frame"
+
+    public static func compress(_ raw: [UInt8]) -> [UInt8] {
+        var prefs = LZ4F_preferences_t()
+        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        prefs.frameInfo.contentSize = UInt64(raw.count)
+        let bound = LZ4F_compressFrameBound(raw.count, &prefs)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = raw.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                LZ4F_compressFrame(dst.baseAddress, bound, src.baseAddress, raw.count, &prefs)
+            }
+        }
+        precondition(LZ4F_isError(n) == 0, "LZ4F_compressFrame: \(String(cString: LZ4F_getErrorName(n)))")
+        out.removeSubrange(n...)
+        return out
+    }
+
+    /// Decompresses a frame of at most `limit` bytes of content; nil with a reason when it is not one, is
+    /// damaged, or is larger.
+    public static func decompress(_ frame: [UInt8], limit: Int) -> Result<[UInt8], SliceError> {
+        var ctx: OpaquePointer?
+        guard LZ4F_isError(LZ4F_createDecompressionContext(&ctx, UInt32(LZ4F_VERSION))) == 0, let ctx else {
+            return .failure(SliceError(message: "cannot create an LZ4 context"))
+        }
+        defer { LZ4F_freeDecompressionContext(ctx) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        var offset = 0
+        var finished = false
+        while !finished {
+            var srcSize = frame.count - offset
+            var dstSize = chunk.count
+            let hint = frame.withUnsafeBytes { src in
+                chunk.withUnsafeMutableBytes { dst in
+                    LZ4F_decompress(ctx, dst.baseAddress, &dstSize, src.baseAddress! + offset, &srcSize, nil)
+                }
+            }
+            if LZ4F_isError(hint) != 0 {
+                return .failure(SliceError(message: "the body is not a valid LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))"))
+            }
+            out.append(contentsOf: chunk[0..<dstSize])
+            if out.count > limit { return .failure(SliceError(message: "the decompressed body exceeds \(limit) bytes")) }
+            offset += srcSize
+            finished = hint == 0
+            if !finished && srcSize == 0 && dstSize == 0 {
+                return .failure(SliceError(message: "the LZ4 frame is truncated"))
+            }
+        }
+        if offset != frame.count { return .failure(SliceError(message: "bytes after the end of the LZ4 frame")) }
+        return .success(out)
+    }
+}
+
+public struct SliceError: Error, Sendable {
+    public var message: String
+}
+
+/// Bearer-token authentication on every route: a request without `Authorization: Bearer <token>` gets 401 and
+/// `WWW-Authenticate: Bearer`. Tokens are compared in constant time.
+public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    public init(token: String) { self.token = Array(token.utf8) }
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response
+    {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
+        else {
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = "Bearer"
+            headers[.contentType] = "application/json"
+            let why = request.headers[.authorization] == nil ? "missing bearer token" : "invalid bearer token"
+            return Response(status: .unauthorized, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: errorJSON(why))))
+        }
+        return try await next(request, context)
+    }
+}
+
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var diff: UInt8 = 0
+    for i in 0..<a.count { diff |= a[i] ^ b[i] }
+    return diff == 0
+}
+
+func errorJSON(_ message: String) -> String {
+    let body = (try? JSONCoding.encoder.encode(["error": message])).map { String(decoding: $0, as: UTF8.self) }
+    return body ?? "{\"error\":\"error\"}"
+}
+
+/// An API error with a message the client reads (`{"error": "..."}`).
+public struct APIError: HTTPResponseError {
+    public var status: HTTPResponse.Status
+    public var message: String
+
+    public init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: errorJSON(message))))
+    }
+}
+
+/// A JSON response encoded with statetap's coder.
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, extra: HTTPFields = [:]) throws -> Response {
+    var headers = extra
+    headers[.contentType] = "application/json"
+    let data = try JSONCoding.encoder.encode(value)
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond) and decodes it (400 with the decoder's reason).
+func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, decoder: JSONDecoder = JSONCoding.decoder,
+                              transform: (([UInt8]) throws -> [UInt8])? = nil) async throws -> T
+{
+    var request = request
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.collectBody(upTo: limit)
+    } catch {
+        throw APIError(.contentTooLarge, "request body larger than \(limit) bytes")
+    }
+    var bytes = Array(buffer.readableBytesView)
+    if let transform { bytes = try transform(bytes) }
+    do {
+        return try decoder.decode(T.self, from: Data(bytes))
+    } catch let e as DecodingError {
+        throw APIError(.badRequest, "invalid \(T.self) JSON: \(describe(e))")
+    } catch {
+        throw APIError(.badRequest, "invalid JSON: \(error)")
+    }
+}
+
+/// A DecodingError in one line: what is wrong and where.
+public func describeDecodingError(_ e: DecodingError) -> String { describe(e) }
+
+func describe(_ e: DecodingError) -> String {
+    func path(_ c: [any CodingKey]) -> String {
+        c.isEmpty ? "the top level" : c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+    switch e {
+    case .keyNotFound(let k, let c): return "missing field '\(path(c.codingPath + [k]))'"
+    case .typeMismatch(let t, let c): return "'\(path(c.codingPath))' should be \(t)"
+    case .valueNotFound(let t, let c): return "'\(path(c.codingPath))' is null, expected \(t)"
+    case .dataCorrupted(let c): return "\(c.debugDescription) at \(path(c.codingPath))"
+    @unknown default: return "\(e)"
+    }
+}
+
+/// Reads the API token: from `file` (first line, trimmed), else from the environment variable `STATETAP_TOKEN`.
+public func loadToken(file: String?) throws(SliceError) -> String {
+    if let file {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw SliceError(message: "cannot read the token file '\(file)'")
+        }
+        let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard token.count >= 16 else { throw SliceError(message: "the token in '\(file)' is shorter than 16 characters") }
+        return token
+    }
+    if let env = ProcessInfo.processInfo.environment["STATETAP_TOKEN"], !env.isEmpty {
+        guard env.count >= 16 else { throw SliceError(message: "STATETAP_TOKEN is shorter than 16 characters") }
+        return env
+    }
+    throw SliceError(message: "no API token: give --token-file FILE or set STATETAP_TOKEN (16 characters or more)")
+}
+
+/// `HOST:PORT` or `[V6]:PORT` → (host, port).
+public func parseListenAddress(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+          (0...65535).contains(port) else { return nil }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { return nil }
+    return (host, port)
+}
+
+func unixMilliseconds(_ date: Date = Date()) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }

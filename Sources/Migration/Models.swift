@@ -1,0 +1,406 @@
+import Foundation
+import Journal
+
+// The JSON shapes of the control plane's and the agent's APIs (docs/openapi.yaml describes the same). statetap's
+// own API is snake_case (`JSONCoding.encoder`); the ETSI MEC notifications keep the spec's camelCase.
+
+/// One edge node: its name and the base URL of its statetap agent.
+public struct EdgeNode: Codable, Sendable, Equatable {
+    public var name: String
+    public var agent: String
+
+    public init(name: String, agent: String) {
+        self.name = name
+        self.agent = agent
+    }
+}
+
+/// The edges file (`--edges`): edge nodes, which cell belongs to which edge, and the planner's policy rules.
+public struct EdgeConfiguration: Codable, Sendable, Equatable {
+    public var edges: [EdgeNode]
+    public var cells: [String: String]
+    public var policies: [PolicyRule]?
+
+    public init(edges: [EdgeNode] = [], cells: [String: String] = [:], policies: [PolicyRule]? = nil) {
+        self.edges = edges
+        self.cells = cells
+        self.policies = policies
+    }
+
+    /// Every problem with the file, in words (empty when it is usable).
+    public func problems() -> [String] {
+        var out: [String] = []
+        var seen = Set<String>()
+        for e in edges {
+            if e.name.isEmpty { out.append("an edge has an empty name") }
+            if !seen.insert(e.name).inserted { out.append("edge '\(e.name)' is listed twice") }
+            if let p = URLParts(e.agent).problem { out.append("edge '\(e.name)': agent \(p)") }
+        }
+        for (cell, edge) in cells.sorted(by: { $0.key < $1.key }) where !seen.contains(edge) {
+            out.append("cell '\(cell)' maps to edge '\(edge)', which is not in edges")
+        }
+        for (i, rule) in (policies ?? []).enumerated() where rule.host == nil && rule.endpoint == nil {
+            out.append("policy rule \(i + 1) matches nothing: give host and/or endpoint")
+        }
+        return out
+    }
+}
+
+/// How an application's state is rebuilt at the destination edge.
+public enum ReconstructionMethod: String, Codable, Sendable, CaseIterable {
+    /// The cacheable links, most valuable first, fetched through the destination's cache.
+    case prefetchLinks = "prefetch-links"
+    /// Links with validators, re-checked with conditional requests (the cache fills itself on a miss).
+    case revalidate
+    /// Only server names are known (TLS, QUIC): resolve and pre-connect.
+    case hostsOnly = "hosts-only"
+    /// The whole application record goes to the destination's storage.
+    case stateTransfer = "state-transfer"
+    /// Nothing to rebuild (no cacheable link, no server name), or excluded by a rule.
+    case skip
+}
+
+/// A row of the policy table: the first rule whose host pattern (`*` wildcards) and endpoint match decides.
+public struct PolicyRule: Codable, Sendable, Equatable {
+    public var host: String?
+    public var endpoint: String?
+    public var method: ReconstructionMethod
+
+    public init(host: String? = nil, endpoint: String? = nil, method: ReconstructionMethod) {
+        self.host = host
+        self.endpoint = endpoint
+        self.method = method
+    }
+}
+
+/// `POST /v1/migrations`.
+public struct MigrationRequest: Codable, Sendable {
+    public var device: String
+    public var from: String?
+    public var to: String
+    /// RFC 3339 time; absent: now + the control plane's default deadline.
+    public var deadline: String?
+
+    public init(device: String, from: String? = nil, to: String, deadline: String? = nil) {
+        self.device = device
+        self.from = from
+        self.to = to
+        self.deadline = deadline
+    }
+}
+
+public enum MigrationStatus: String, Codable, Sendable {
+    case planned, transferring, prefetching, ready, failed, cancelled, completed
+
+    public var isFinal: Bool { self == .ready || self == .failed || self == .cancelled || self == .completed }
+}
+
+/// Milliseconds from the signal to each step (nil: not reached).
+public struct MigrationTimings: Codable, Sendable, Equatable {
+    public var plannedMs: Double?
+    public var transferringMs: Double?
+    public var prefetchingMs: Double?
+    public var readyMs: Double?
+    public var failedMs: Double?
+    public var cancelledMs: Double?
+    public var completedMs: Double?
+    /// The headline figure: signal to `ready`.
+    public var signalToReadyMs: Double? { readyMs }
+
+    enum CodingKeys: String, CodingKey {
+        case plannedMs, transferringMs, prefetchingMs, readyMs, failedMs, cancelledMs, completedMs, signalToReadyMs
+    }
+
+    public init() {}
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(plannedMs, forKey: .plannedMs)
+        try c.encodeIfPresent(transferringMs, forKey: .transferringMs)
+        try c.encodeIfPresent(prefetchingMs, forKey: .prefetchingMs)
+        try c.encodeIfPresent(readyMs, forKey: .readyMs)
+        try c.encodeIfPresent(failedMs, forKey: .failedMs)
+        try c.encodeIfPresent(cancelledMs, forKey: .cancelledMs)
+        try c.encodeIfPresent(completedMs, forKey: .completedMs)
+        try c.encodeIfPresent(signalToReadyMs, forKey: .signalToReadyMs)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        plannedMs = try c.decodeIfPresent(Double.self, forKey: .plannedMs)
+        transferringMs = try c.decodeIfPresent(Double.self, forKey: .transferringMs)
+        prefetchingMs = try c.decodeIfPresent(Double.self, forKey: .prefetchingMs)
+        readyMs = try c.decodeIfPresent(Double.self, forKey: .readyMs)
+        failedMs = try c.decodeIfPresent(Double.self, forKey: .failedMs)
+        cancelledMs = try c.decodeIfPresent(Double.self, forKey: .cancelledMs)
+        completedMs = try c.decodeIfPresent(Double.self, forKey: .completedMs)
+    }
+}
+
+/// What the plan holds, in counts.
+public struct PlanSummary: Codable, Sendable, Equatable {
+    public var apps = 0
+    public var methods: [String: Int] = [:]
+    public var links = 0
+    public var conditionalLinks = 0
+    public var knownBytes = 0
+    public var hosts = 0
+    public var skippedUncacheable = 0
+    public var skippedUnknownCacheability = 0
+    public var skippedNotGet = 0
+    public var skippedOverLimit = 0
+    public init() {}
+}
+
+/// The transfer to the destination agent.
+public struct TransferSummary: Codable, Sendable, Equatable {
+    public var attempts = 0
+    public var rawBytes = 0
+    public var compressedBytes = 0
+    public var lastError: String?
+    public init() {}
+}
+
+/// What the agent reported.
+public struct PrefetchProgress: Codable, Sendable, Equatable {
+    public var total = 0
+    public var done = 0
+    public var objects = 0
+    public var bytes = 0
+    public var notModified = 0
+    public var failed = 0
+    public var hostsConnected = 0
+    public var skippedUncacheable = 0
+    public init() {}
+}
+
+/// `GET /v1/migrations/{id}`.
+public struct MigrationView: Codable, Sendable, Equatable {
+    public var id: String
+    public var device: String
+    public var from: String
+    public var to: String
+    public var source: String
+    public var status: MigrationStatus
+    public var detail: String?
+    public var createdAt: String
+    public var deadline: String
+    public var timings: MigrationTimings
+    public var plan: PlanSummary
+    public var transfer: TransferSummary
+    public var prefetch: PrefetchProgress
+}
+
+/// One link to fetch at the destination.
+public struct PlannedLink: Codable, Sendable, Equatable {
+    public var url: String
+    /// The Host header to send.
+    public var host: String
+    /// Path and query, sent to the destination cache.
+    public var path: String
+    /// `get` or `conditional` (If-None-Match / If-Modified-Since).
+    public var fetch: String
+    public var etag: String?
+    public var lastModified: String?
+    public var contentLength: Int?
+}
+
+/// One application in a plan.
+public struct PlannedApp: Codable, Sendable, Equatable {
+    public var endpoint: String
+    public var host: String
+    public var proxy: String?
+    public var method: ReconstructionMethod
+    public var links: [PlannedLink]
+    /// Server names to pre-connect to (`hosts-only`).
+    public var hosts: [String]
+    /// The whole record (`state-transfer`).
+    public var state: AppState?
+}
+
+/// A migration plan: journaled, and the body of the transfer to the destination agent.
+public struct MigrationPlan: Codable, Sendable, Equatable {
+    public var migrationId: String
+    public var device: String
+    public var from: String
+    public var to: String
+    /// Unix milliseconds.
+    public var deadlineUnixMs: Int64
+    /// Where the agent reports progress (the control plane's own URL), nil for none.
+    public var callback: String?
+    public var apps: [PlannedApp]
+    public var summary: PlanSummary
+}
+
+/// The agent's state of one transfer: `GET /v1/transfers/{id}` and the progress reports it sends.
+public struct AgentTransferStatus: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable {
+        case received, prefetching, ready, failed, cancelled
+        public var isFinal: Bool { self == .ready || self == .failed || self == .cancelled }
+    }
+
+    public var migrationId: String
+    public var status: Status
+    public var detail: String?
+    public var progress: PrefetchProgress
+    public var receivedAtUnixMs: Int64
+    public var finishedAtUnixMs: Int64?
+}
+
+/// ETSI GS MEC 012 (RNIS) `CellChangeNotification`, the fields statetap reads. `hoStatus` is an integer in MEC
+/// 012 v2 (1 IN_PREPARATION, 2 IN_EXECUTION, 3 COMPLETED, 4 REJECTED, 5 CANCELLED) and a string in v1; both
+/// are accepted.
+public struct CellChangeNotification: Codable, Sendable {
+    public struct Plmn: Codable, Sendable {
+        public var mcc: String?
+        public var mnc: String?
+    }
+
+    public struct Ecgi: Codable, Sendable {
+        public var plmn: Plmn?
+        public var cellId: String
+    }
+
+    public var notificationType: String?
+    public var hoStatus: FlexibleEnum
+    public var associateId: [AssociateId]?
+    public var srcEcgi: Ecgi?
+    public var trgEcgi: [Ecgi]?
+}
+
+/// ETSI GS MEC 021 (Application Mobility Service) `MobilityProcedureNotification`: `mobilityStatus` 1
+/// INTERHOST_MOVEOUT_TRIGGERED starts a migration, 2 INTERHOST_MOVEOUT_COMPLETED finishes it, 3
+/// INTERHOST_MOVEOUT_FAILED cancels it. The target edge is `targetAppInfo.appInstanceId` when it names an edge,
+/// else the edge whose agent's host is one of `targetAppInfo.commInterface.ipAddresses`.
+public struct MobilityProcedureNotification: Codable, Sendable {
+    public struct Address: Codable, Sendable {
+        public var host: String
+        public var port: Int?
+    }
+
+    public struct CommInterface: Codable, Sendable {
+        public var ipAddresses: [Address]?
+    }
+
+    public struct TargetAppInfo: Codable, Sendable {
+        public var appInstanceId: String?
+        public var commInterface: CommInterface?
+    }
+
+    public var notificationType: String?
+    public var associateId: [AssociateId]?
+    public var mobilityStatus: FlexibleEnum
+    public var targetAppInfo: TargetAppInfo?
+}
+
+/// MEC `AssociateId`: `type` 1 (UE_IPv4_ADDRESS) or 2 (UE_IPV6_ADDRESS), as an integer or its name.
+public struct AssociateId: Codable, Sendable {
+    public var type: FlexibleEnum
+    public var value: String
+}
+
+/// A MEC enumeration sent as its number or as its name.
+public enum FlexibleEnum: Codable, Sendable, Equatable {
+    case number(Int)
+    case name(String)
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int.self) { self = .number(n); return }
+        self = .name(try c.decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let n): try c.encode(n)
+        case .name(let s): try c.encode(s)
+        }
+    }
+
+    /// The value as its number, names looked up in `names` (index = number), case-insensitive.
+    func number(names: [String]) -> Int? {
+        switch self {
+        case .number(let n): return n
+        case .name(let s):
+            let u = s.uppercased()
+            return names.firstIndex { $0.uppercased() == u }
+        }
+    }
+}
+
+/// The coders of statetap's own API.
+public enum JSONCoding {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+}
+
+/// `scheme://authority/path?query` taken apart without Foundation's URL quirks (what the capture saw is kept as
+/// it was).
+struct URLParts {
+    var scheme = ""
+    var host = ""
+    var port: Int?
+    var path = "/"
+    var problem: String?
+
+    init(_ text: String) {
+        guard let sep = text.range(of: "://") else {
+            problem = "'\(text)' is not an absolute URL (scheme://host[:port][/path])"
+            return
+        }
+        scheme = text[..<sep.lowerBound].lowercased()
+        let rest = text[sep.upperBound...]
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[..<slash]
+        path = slash < rest.endIndex ? String(rest[slash...]) : "/"
+        if let q = path.firstIndex(of: "#") { path = String(path[..<q]) }
+        guard scheme == "http" || scheme == "https" else {
+            problem = "'\(text)' is not an http or https URL"
+            return
+        }
+        var hostPart = Substring(authority)
+        if hostPart.hasPrefix("["), let close = hostPart.firstIndex(of: "]") {
+            host = String(hostPart[hostPart.index(after: hostPart.startIndex)..<close])
+            hostPart = hostPart[hostPart.index(after: close)...]
+            if hostPart.hasPrefix(":") { port = Int(hostPart.dropFirst()) }
+        } else if let colon = hostPart.lastIndex(of: ":") {
+            host = String(hostPart[..<colon])
+            port = Int(hostPart[hostPart.index(after: colon)...])
+            if port == nil { problem = "'\(text)' has a bad port" }
+        } else {
+            host = String(hostPart)
+        }
+        if host.isEmpty { problem = "'\(text)' has no host" }
+    }
+
+    /// host[:port] as a Host header value.
+    var authority: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port.map { "\(h):\($0)" } ?? h
+    }
+}
+
+func rfc3339(_ date: Date) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: date)
+}
+
+func parseRFC3339(_ text: String) -> Date? {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let d = f.date(from: text) { return d }
+    f.formatOptions = [.withInternetDateTime]
+    return f.date(from: text)
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import Journal
+import Logging
+import Migration
+import ServiceLifecycle
+
+/// `--serve` and what the control plane needs: shared by `capture` and `replay`.
+struct ControlPlaneOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Serve the control plane API on HOST:PORT (HTTP, JSON; every request needs the bearer token). Needs --journal: the API answers from the state store.", valueName: "host:port"))
+    var serve: String?
+
+    @Option(help: "Edges file (JSON): {\"edges\": [{\"name\", \"agent\": URL}], \"cells\": {CELL: EDGE}, \"policies\": [{\"host\", \"endpoint\", \"method\"}]}.")
+    var edges: String?
+
+    @Option(help: "File whose first line is the API bearer token (else the environment variable STATETAP_TOKEN); at least 16 characters.")
+    var tokenFile: String?
+
+    @Option(help: "The control plane's URL as agents reach it, for their progress reports (default: http://HOST:PORT of --serve).")
+    var advertise: String?
+
+    @Option(help: "Links per migration at most (most valuable first).")
+    var prefetchMaxLinks = 1000
+
+    @Option(help: "Bytes per migration at most, from the links' Content-Length (K, M, G suffixes).")
+    var prefetchMaxBytes = "1G"
+
+    @Option(help: "Seconds a migration has when its signal gives no deadline.")
+    var migrationDeadline: Double = 30
+
+    @Option(help: "Largest API request body (K, M suffixes); larger ones get 413.")
+    var maxRequestBytes = "1M"
+
+    @Option(help: "Serve HTTPS with this PEM certificate chain (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    func validate() throws {
+        guard let serve else {
+            if edges != nil || advertise != nil { throw ValidationError("--edges and --advertise need --serve") }
+            return
+        }
+        guard parseListenAddress(serve) != nil else {
+            throw ValidationError("--serve takes HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got '\(serve)'")
+        }
+        if prefetchMaxLinks < 0 { throw ValidationError("--prefetch-max-links must be >= 0") }
+        if parseBytes(prefetchMaxBytes) == nil { throw ValidationError("--prefetch-max-bytes: '\(prefetchMaxBytes)' is not a size like 500M") }
+        if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 1M") }
+        if !(migrationDeadline > 0) { throw ValidationError("--migration-deadline must be > 0 seconds") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
+
+    /// The control plane and its server, or nil without --serve.
+    func make(journal: JournalSession?, log: Logger) throws -> (ControlPlane, any Service)? {
+        guard let serve, let (host, port) = parseListenAddress(serve) else { return nil }
+        guard let journal else {
+            log.error("--serve needs --journal DIR: the control plane answers from the state store built from the journal")
+            throw ExitCode(64)
+        }
+        let token: String
+        do { token = try loadToken(file: tokenFile) } catch {
+            log.error("\(error.message)")
+            throw ExitCode(64)
+        }
+        var edgeConfig = EdgeConfiguration()
+        if let edges {
+            do {
+                edgeConfig = try JSONDecoder().decode(EdgeConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: edges)))
+            } catch let e as DecodingError {
+                log.error("--edges \(edges): \(describeDecodingError(e))")
+                throw ExitCode(64)
+            } catch {
+                log.error("--edges \(edges): cannot read it: \(error.localizedDescription)")
+                throw ExitCode(64)
+            }
+            let problems = edgeConfig.problems()
+            if !problems.isEmpty {
+                log.error("--edges \(edges): \(problems.joined(separator: "; "))")
+                throw ExitCode(64)
+            }
+        }
+        var c = ControlPlaneConfiguration(token: token)
+        let scheme = tlsCert == nil ? "http" : "https"
+        c.advertiseURL = advertise ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        c.defaultDeadlineSeconds = migrationDeadline
+        c.planner = Planner(rules: edgeConfig.policies ?? [],
+                            limits: PlanLimits(maxLinks: prefetchMaxLinks, maxBytes: parseBytes(prefetchMaxBytes)!))
+        c.maxBodyBytes = parseBytes(maxRequestBytes)!
+        let writer = journal.writer
+        let plane = ControlPlane(store: journal.store, edges: edgeConfig, configuration: c,
+                                 journal: { writer.appendMarker($0) }, log: Logger(label: "statetap.control"))
+        let listen = ListenConfiguration(host: host, port: port, tlsCertificate: tlsCert, tlsKey: tlsKey)
+        let server: any Service
+        let edgeCount = edgeConfig.edges.count, cellCount = edgeConfig.cells.count
+        do {
+            server = try makeServer(router: plane.router(), listen: listen, name: "statetap", logger: log) { bound in
+                log.info("control plane listening on \(host):\(bound) (\(scheme)); \(edgeCount) edge(s), \(cellCount) cell(s)")
+            }
+        } catch {
+            log.error("--tls-cert/--tls-key: \(error)")
+            throw ExitCode(64)
+        }
+        return (plane, server)
+    }
+}
+
+/// The journal's and the state store's figures for `/metrics`.
+func journalSamples(_ journal: JournalSession) -> [ServiceMetrics.Sample] {
+    let j = journal.writer.currentStats, s = journal.store.stats
+    return [
+        .init("statetap_journal_records_appended_total", .counter, Double(j.appended)),
+        .init("statetap_journal_records_written_total", .counter, Double(j.written)),
+        .init("statetap_journal_records_acknowledged_total", .counter, Double(j.acknowledged)),
+        .init("statetap_journal_dropped_total", .counter, Double(j.droppedQueueFull), labels: [("reason", "queue_full")]),
+        .init("statetap_journal_dropped_total", .counter, Double(j.droppedDiskFull), labels: [("reason", "disk_full")]),
+        .init("statetap_journal_dropped_total", .counter, Double(j.droppedWriteError), labels: [("reason", "write_error")]),
+        .init("statetap_journal_written_bytes_total", .counter, Double(j.compressedBytes)),
+        .init("statetap_journal_raw_bytes_total", .counter, Double(j.rawBytes)),
+        .init("statetap_journal_fsyncs_total", .counter, Double(j.fsyncs)),
+        .init("statetap_journal_disk_full", .gauge, j.diskFull ? 1 : 0),
+        .init("statetap_state_devices", .gauge, Double(s.devices)),
+        .init("statetap_state_apps", .gauge, Double(s.apps)),
+        .init("statetap_state_links", .gauge, Double(s.links)),
+        .init("statetap_state_evictions_total", .counter, Double(s.devicesEvicted), labels: [("kind", "device")]),
+        .init("statetap_state_evictions_total", .counter, Double(s.appsEvicted), labels: [("kind", "app")]),
+        .init("statetap_state_evictions_total", .counter, Double(s.linksEvicted), labels: [("kind", "link")]),
+    ]
+}

@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# The migration lab (issue 6): real edge caches, a real device, a passive TAP, and statetap getting edge B ready
+# before the device arrives. As root:
+#   scripts/lab.sh          build the lab, run it, print the figures, remove everything (also on failure)
+#   scripts/lab.sh down     remove whatever a previous run left (namespaces stlab-*, their processes, files)
+# Environment:
+#   STATETAP_BIN=PATH       the statetap binary (default: build this package's release product)
+#   LAB_XDP_MODE=native|skb the capture's XDP mode (default native)
+#   LAB_ALLOW_NO_AGENT=1    succeed even when this statetap has no agent/control plane (the migration half skipped)
+#   LAB_KEEP=1              keep the work folder (logs, access logs, events, journal) and print where it is
+#
+# What it builds, in network namespaces (addresses 10.77.x.y):
+#
+#   stlab-dev: device 10.77.0.2 on each of its links       edge namespaces: nginx proxy_cache     stlab-origin
+#     to-a ──── to-dev  stlab-edge-a 10.77.1.1   to-origin 10.77.11.1 ── to-edge-a 10.77.11.2  nginx
+#     to-b ──── to-dev  stlab-edge-b 10.77.2.1   to-origin 10.77.12.1 ── to-edge-b 10.77.12.2
+#     to-c ──── to-dev  stlab-edge-c 10.77.3.1   to-origin 10.77.13.1 ── to-edge-c 10.77.13.2
+#     tap-out ─ tap-in  stlab-tap: statetap capture (AF_XDP), control plane on 10.77.9.1:8080
+#                       mgmt-b 10.77.9.1 ── mgmt 10.77.9.2 in stlab-edge-b: statetap agent on :9090
+#
+# The device keeps its address across links, as a UE does across a handover. The TAP: both directions of to-a and
+# to-b (the device–edge links of the tapped cells) are copied by tc mirred into tap-out, whose peer statetap
+# captures. Edge C is the control: same cache, same origin, never signalled, and not tapped.
+#
+# The run: the device browses ~35 objects through edge A (30 cacheable, of varied sizes, some with ETag and
+# Last-Modified, some with neither; 5 no-store or private). statetap must see every request. Then a MEC 012
+# CellChangeNotification (IN_PREPARATION, cell-a → cell-b) goes to statetap's control plane; B's agent prefetches
+# through B's cache and reports ready; the device moves to B and repeats its requests; then repeats them through C.
+# Printed side by side: HIT ratio at B (migrated) and at C (not migrated), signal-to-ready time, what was
+# prefetched, and whether any uncacheable object was fetched by the agent (B's and the origin's access logs).
+# A second visit through C must hit (C's cache works, so C's cold figure means something).
+# It fails (non-zero, with the reason) unless: statetap saw every request and lost no frame, HIT ratio with
+# migration >= 95%, without <= 10%, no uncacheable object fetched by the agent; and, unless LAB_ALLOW_NO_AGENT=1,
+# when the migration half could not run. The last line of standard output is the figures as one JSON object.
+# Needs: iproute2, tc, ethtool, nginx (Debian nginx-light), curl, jq.
+set -Eeuo pipefail
+CALLER_PWD=$PWD
+cd "$(dirname "$0")/.."
+LAB_DIR="$PWD/scripts/lab"
+STATE_FILE="/run/statetap-lab.work"       # where `down` finds the work folder of a run that did not clean up
+
+DEV_IP=10.77.0.2
+EDGES=(a b c)
+declare -A EDGE_IP=([a]=10.77.1.1 [b]=10.77.2.1 [c]=10.77.3.1)
+declare -A EDGE_UP=([a]=10.77.11.1 [b]=10.77.12.1 [c]=10.77.13.1)      # an edge's address toward the origin
+declare -A ORIGIN_IP=([a]=10.77.11.2 [b]=10.77.12.2 [c]=10.77.13.2)    # the origin's address toward that edge
+CP_ADDR=10.77.9.1:8080
+AGENT_B=10.77.9.2:9090
+AGENT_A=10.77.9.3:9090            # named in the edges file; A runs no agent in this lab (it is never a destination)
+HOST=www.lab.example              # the site the device browses; curl --resolve points it at the current edge
+NS_DEV=stlab-dev NS_TAP=stlab-tap NS_ORIGIN=stlab-origin
+ns_edge() { echo "stlab-edge-$1"; }
+
+MIN_HIT_MIGRATED=95               # percent, at least
+MAX_HIT_BASELINE=10               # percent, at most
+
+log() { printf '== %s\n' "$*"; }
+die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_until DESCRIPTION SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds; at most SECONDS*10 tries
+# and SECONDS of wall time, whichever comes first (a try may itself take time: a curl with its own timeout).
+wait_until() {
+  local what=$1 seconds=$2; shift 2
+  local tries=$(( seconds * 10 )) i deadline=$(( $(date +%s) + seconds ))
+  for (( i = 0; i < tries && $(date +%s) <= deadline; i++ )); do
+    if "$@"; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out after ${seconds}s waiting for: $what" >&2
+  return 1
+}
+
+# stop_pid PID SIGNAL SECONDS: signal a process we started and wait (bounded) for it to go; then SIGTERM (a
+# background job of a non-interactive shell may have SIGINT ignored), then SIGKILL.
+stop_pid() {
+  local pid=$1 sig=$2 seconds=$3 i s
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  for s in "$sig" TERM KILL; do
+    kill "-$s" "$pid" 2>/dev/null || true
+    for (( i = 0; i < seconds * 10; i++ )); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null || break
+    echo "warning: pid $pid still running ${seconds}s after SIG$s" >&2
+  done
+  wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Teardown
+
+# Every process the lab starts runs inside one of its namespaces: `ip netns pids` finds exactly those, by id.
+down() {
+  local ns pid i
+  for ns in $(ip netns list | awk '$1 ~ /^stlab-/ { print $1 }'); do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -INT "$pid" 2>/dev/null || true; done
+  done
+  for ns in $(ip netns list | awk '$1 ~ /^stlab-/ { print $1 }'); do
+    for (( i = 0; i < 30; i++ )); do [[ -z "$(ip netns pids "$ns" 2>/dev/null)" ]] && break; sleep 0.1; done
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [[ -f "$STATE_FILE" ]]; then
+    local work; work=$(cat "$STATE_FILE")
+    [[ "$work" == /tmp/stlab.* && -d "$work" ]] && rm -rf "$work"
+    rm -f "$STATE_FILE"
+  fi
+}
+
+on_exit() {
+  local status=$?
+  trap - EXIT INT TERM ERR
+  if (( status != 0 )) && [[ -n "${WORK:-}" && -d "$WORK" ]]; then
+    echo "-- logs of the failed run" >&2
+    for f in "$WORK"/capture.log "$WORK"/agent.log "$WORK"/*/error.log; do
+      [[ -s "$f" ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  stop_pid "${CAPTURE:-}" INT 10
+  stop_pid "${AGENT:-}" INT 5
+  for pid in "${NGINX_PIDS[@]}"; do stop_pid "$pid" TERM 3; done
+  if [[ "${LAB_KEEP:-0}" == 1 && -n "${WORK:-}" ]]; then
+    rm -f "$STATE_FILE"; echo "work folder kept: $WORK" >&2
+  fi
+  down
+  exit "$status"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build
+
+# veth PAIR: NAME1 in NS1 and NAME2 in NS2, one queue each (an AF_XDP socket binds one queue), no offloads: the
+# mirrored copies are then wire-sized frames, as a real TAP delivers them, not 64 KB GSO super-packets.
+veth() {
+  local ns1=$1 if1=$2 ns2=$3 if2=$4
+  ip link add "$if1" numrxqueues 1 numtxqueues 1 netns "$ns1" type veth peer name "$if2" \
+    numrxqueues 1 numtxqueues 1 netns "$ns2"
+  ip netns exec "$ns1" ethtool -K "$if1" tso off gso off gro off >/dev/null 2>&1 || true
+  ip netns exec "$ns2" ethtool -K "$if2" tso off gso off gro off >/dev/null 2>&1 || true
+  ip -n "$ns1" link set "$if1" up; ip -n "$ns2" link set "$if2" up
+}
+
+# render TEMPLATE OUT NAME=VALUE...: copy a template from scripts/lab/, replacing each @NAME@.
+render() {
+  local template=$1 out=$2; shift 2
+  local args=() kv
+  for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+  sed "${args[@]}" "$LAB_DIR/$template" >"$out"
+  if grep -q '@[A-Z_]*@' "$out"; then die "unreplaced placeholder in $out"; fi
+}
+
+build_network() {
+  local ns e dir
+  for ns in "$NS_DEV" "$NS_TAP" "$NS_ORIGIN" $(for e in "${EDGES[@]}"; do ns_edge "$e"; done); do
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  for e in "${EDGES[@]}"; do
+    # Device ↔ edge: the device's address on every link, a host route each way.
+    veth "$NS_DEV" "to-$e" "$(ns_edge "$e")" to-dev
+    ip -n "$NS_DEV" addr add "$DEV_IP/32" dev "to-$e"
+    ip -n "$NS_DEV" route add "${EDGE_IP[$e]}/32" dev "to-$e" src "$DEV_IP"
+    ip -n "$(ns_edge "$e")" addr add "${EDGE_IP[$e]}/32" dev to-dev
+    ip -n "$(ns_edge "$e")" route add "$DEV_IP/32" dev to-dev
+    # Edge ↔ origin.
+    veth "$(ns_edge "$e")" to-origin "$NS_ORIGIN" "to-edge-$e"
+    ip -n "$(ns_edge "$e")" addr add "${EDGE_UP[$e]}/24" dev to-origin
+    ip -n "$NS_ORIGIN" addr add "${ORIGIN_IP[$e]}/24" dev "to-edge-$e"
+  done
+  # The TAP: both directions of the tapped device–edge links copied into tap-out; statetap captures its peer.
+  veth "$NS_DEV" tap-out "$NS_TAP" tap-in
+  for e in a b; do
+    ip netns exec "$NS_DEV" tc qdisc add dev "to-$e" clsact
+    for dir in ingress egress; do
+      ip netns exec "$NS_DEV" tc filter add dev "to-$e" "$dir" protocol all u32 match u32 0 0 \
+        action mirred egress mirror dev tap-out
+    done
+  done
+  # Management: statetap's control plane (tap namespace) reaches B's agent.
+  veth "$NS_TAP" mgmt-b "$(ns_edge b)" mgmt
+  ip -n "$NS_TAP" addr add "${CP_ADDR%:*}/24" dev mgmt-b
+  ip -n "$(ns_edge b)" addr add "${AGENT_B%:*}/24" dev mgmt
+}
+
+# nginx NAME NAMESPACE TEMPLATE NAME=VALUE...: render a config into $WORK/NAME and run nginx in the foreground.
+start_nginx() {
+  local name=$1 ns=$2 template=$3; shift 3
+  local dir="$WORK/$name"
+  mkdir -p "$dir"
+  render "$template" "$dir/nginx.conf" DIR="$dir" "$@"
+  ip netns exec "$ns" nginx -p "$dir" -c "$dir/nginx.conf" 2>>"$dir/error.log" &
+  NGINX_PIDS+=($!)
+}
+
+healthy() { ip netns exec "$1" curl -sf -o /dev/null -m 1 "http://$2/healthz"; }
+
+# The objects: 30 cacheable in three groups (ETag + Last-Modified, Last-Modified only, no validators), sizes
+# from ~300 bytes to ~580 KB, and 5 not cacheable (no-store, private). Text bodies (the /nv/ group goes through SSI).
+make_objects() {
+  local www="$WORK/origin/www" i size dir
+  mkdir -p "$www"/{v,lm,nv,nostore,private}
+  CACHEABLE=() UNCACHEABLE=()
+  for (( i = 0; i < 30; i++ )); do
+    size=$(( 300 + i * i * 680 ))               # 300 B … ~570 KB, quadratic spread
+    case $(( i % 3 )) in 0) dir=v ;; 1) dir=lm ;; 2) dir=nv ;; esac
+    local name; name=$(printf 'obj-%02d.%s' "$i" "$(case $(( i % 4 )) in 0) echo js ;; 1) echo css ;; 2) echo png ;; 3) echo json ;; esac)")
+    head -c $(( size * 3 / 4 )) /dev/urandom | base64 -w 76 >"$www/$dir/$name"
+    CACHEABLE+=("/$dir/$name")
+  done
+  for i in 0 1; do head -c 4000 /dev/urandom | base64 >"$www/nostore/cart-$i.json"; UNCACHEABLE+=("/nostore/cart-$i.json"); done
+  for i in 0 1 2; do head -c 9000 /dev/urandom | base64 >"$www/private/profile-$i.json"; UNCACHEABLE+=("/private/profile-$i.json"); done
+  OBJECTS=("${CACHEABLE[@]}" "${UNCACHEABLE[@]}")
+}
+
+start_servers() {
+  start_nginx origin "$NS_ORIGIN" origin.conf.in
+  for e in "${EDGES[@]}"; do
+    start_nginx "edge-$e" "$(ns_edge "$e")" edge.conf.in ORIGIN="${ORIGIN_IP[$e]}" EDGE="edge-$e"
+  done
+  wait_until "origin nginx" 10 healthy "$(ns_edge a)" "${ORIGIN_IP[a]}" || die "the origin nginx did not start"
+  for e in "${EDGES[@]}"; do
+    wait_until "edge $e nginx" 10 healthy "$(ns_edge "$e")" "${EDGE_IP[$e]}" || die "edge $e's nginx did not start"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# statetap
+
+# Both halves must be there: an agent with --listen and a capture with --serve. (`statetap agent --help` alone
+# is no test: swift-argument-parser answers an unknown subcommand's --help with the root help and status 0.)
+has_migration() {
+  "$ST" agent --help 2>&1 | grep -q -- '--listen' && "$ST" capture --help 2>&1 | grep -q -- '--serve'
+}
+
+start_capture() {
+  local args=(capture -i tap-in --xdp-mode "${LAB_XDP_MODE:-native}" --stats-interval 0 --json
+              --journal "$WORK/journal" --events jsonl --events-out "$WORK/events.jsonl")
+  if (( MIGRATION )); then
+    args+=(--serve "$CP_ADDR" --token-file "$WORK/token" --edges "$WORK/edges.json")
+  fi
+  ip netns exec "$NS_TAP" "$ST" "${args[@]}" >"$WORK/summary.json" 2>"$WORK/capture.log" &
+  CAPTURE=$!
+  capture_ready() { kill -0 "$CAPTURE" 2>/dev/null && grep -qs "capturing on" "$WORK/capture.log"; }
+  wait_until "statetap capture" 30 capture_ready || die "statetap capture did not start"
+  if (( MIGRATION )); then
+    cp_ready() { grep -qs "control plane listening on" "$WORK/capture.log"; }
+    wait_until "statetap control plane" 20 cp_ready || die "the control plane did not start"
+  fi
+}
+
+start_agent() {
+  mkdir -p "$WORK/agent-journal"
+  ip netns exec "$(ns_edge b)" "$ST" agent --listen "$AGENT_B" --cache "http://${EDGE_IP[b]}" \
+    --journal "$WORK/agent-journal" --token-file "$WORK/token" --concurrency 8 >"$WORK/agent.out" 2>"$WORK/agent.log" &
+  AGENT=$!
+  agent_ready() { kill -0 "$AGENT" 2>/dev/null && grep -qs "agent listening on" "$WORK/agent.log"; }
+  wait_until "statetap agent" 20 agent_ready || die "statetap agent did not start"
+}
+
+# cp_call METHOD PATH [BODYFILE]: a control-plane request from the tap namespace; prints "BODY\nSTATUS".
+cp_call() {
+  local method=$1 path=$2 body=${3:-}
+  local args=(-s -m 5 -X "$method" -H "Authorization: Bearer $TOKEN" -w '\n%{http_code}')
+  [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "@$body")
+  ip netns exec "$NS_TAP" curl "${args[@]}" "http://$CP_ADDR$path" || true
+}
+
+# The number of links statetap holds for the device, whichever shape the answer has: a top-level `links` (a count,
+# an array, or an object keyed by URL, as in `statetap state show --json`'s snapshot) or `link_count`, else the sum
+# over every nested object with `links` (applications).
+device_links() {
+  local out; out=$(cp_call GET "/v1/devices/$DEV_IP")
+  [[ "$(tail -n1 <<<"$out")" == 200 ]] || { echo 0; return; }
+  sed '$d' <<<"$out" | jq '
+    def n: if type == "number" then . elif type == "array" or type == "object" then length else 0 end;
+    if has("links") then (.links | n)
+    elif has("link_count") then .link_count
+    else ([.. | objects | select(has("links")) | .links | n] | add // 0) end' 2>/dev/null || echo 0
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The device
+
+# The curl -w output per request: URL, status, X-Cache-Status, size. %header{} needs curl 7.84.
+curl_has_header_var() {
+  local v; v=$(curl --version | awk 'NR == 1 { print $2 }')
+  [[ "$(printf '%s\n7.84.0\n' "$v" | sort -V | head -n1)" == 7.84.0 ]]
+}
+
+# browse EDGE OUT: the device fetches every object through EDGE, as a browser does: a few keep-alive connections
+# (one curl per "page" of 9 objects). Appends "PATH STATUS CACHE-STATUS SIZE" lines to OUT. (A curl older than
+# 7.84 has no %header{}: then one curl per object, its headers dumped to a file.)
+browse() {
+  local e=$1 out=$2 i j cfg status size cache
+  local curl=(ip netns exec "$NS_DEV" curl -s -m 30 --resolve "$HOST:80:${EDGE_IP[$e]}")
+  for (( i = 0; i < ${#OBJECTS[@]}; i += 9 )); do
+    if (( HEADER_VAR )); then
+      cfg="$WORK/curl-$e-$i.cfg"; : >"$cfg"
+      for (( j = i; j < i + 9 && j < ${#OBJECTS[@]}; j++ )); do
+        printf 'url = "http://%s%s"\noutput = "/dev/null"\n' "$HOST" "${OBJECTS[$j]}" >>"$cfg"
+      done
+      "${curl[@]}" -K "$cfg" -w '%{url_effective} %{http_code} %header{x-cache-status} %{size_download}\n' |
+        sed -E "s|^http://$HOST||; s/  / - /" >>"$out"
+    else
+      for (( j = i; j < i + 9 && j < ${#OBJECTS[@]}; j++ )); do
+        read -r status size < <("${curl[@]}" -o /dev/null -D "$WORK/headers" -w '%{http_code} %{size_download}\n' \
+          "http://$HOST${OBJECTS[$j]}")
+        cache=$(awk 'tolower($1) == "x-cache-status:" { sub(/\r$/, "", $2); print $2 }' "$WORK/headers")
+        echo "${OBJECTS[$j]} $status ${cache:--} $size" >>"$out"
+      done
+    fi
+  done
+  local n; n=$(wc -l <"$out")
+  (( n == ${#OBJECTS[@]} )) || die "the device got $n answers through edge $e for ${#OBJECTS[@]} requests"
+  if awk '$2 != 200 { bad = 1 } END { exit !bad }' "$out"; then die "non-200 answers through edge $e: $(awk '$2 != 200' "$out")"; fi
+}
+
+is_uncacheable() { [[ "$1" == /nostore/* || "$1" == /private/* ]]; }
+
+# hit_ratio FILE: percentage (integer, rounded down) of cacheable objects answered from the cache.
+hit_ratio() {
+  awk '$1 !~ /^\/(nostore|private)\// { n++; if ($3 == "HIT") h++ } END { printf "%d", n ? 100 * h / n : 0 }' "$1"
+}
+hit_count() { awk '$1 !~ /^\/(nostore|private)\// && $3 == "HIT" { h++ } END { print h + 0 }' "$1"; }
+
+# web_links SERVER: how many web_link events statetap wrote for the device's requests to SERVER (ADDR:PORT).
+web_links() {
+  [[ -f "$WORK/events.jsonl" ]] || { echo 0; return; }
+  jq -c --arg d "$DEV_IP" --arg s "$1" 'select(.kind == "web_link" and .device == $d and .server == $s)' \
+    "$WORK/events.jsonl" 2>/dev/null | wc -l
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+run() {
+  [[ $(id -u) -eq 0 ]] || { echo "error: the lab needs root (namespaces, tc, XDP); try: sudo $0" >&2; exit 1; }
+  scripts/install-deps.sh --live                 # nginx, curl, jq, iproute2, ethtool and the build's libraries
+  for tool in nginx curl jq ip tc ethtool; do command -v "$tool" >/dev/null || die "$tool is not installed (scripts/install-deps.sh --live; jq)"; done
+  nginx -V 2>&1 | grep -q -- '--without-http_proxy_module' && die "this nginx has no proxy module"
+  if [[ -n "${STATETAP_BIN:-}" ]]; then
+    ST=$STATETAP_BIN
+    [[ "$ST" == /* ]] || ST="$CALLER_PWD/$ST"
+  else
+    swift build -c release --product statetap >/dev/null
+    ST="$(swift build -c release --show-bin-path)/statetap"
+  fi
+  [[ -x "$ST" ]] || die "no statetap binary at $ST"
+  HEADER_VAR=0; curl_has_header_var && HEADER_VAR=1
+  MIGRATION=0; has_migration && MIGRATION=1
+
+  down                                           # whatever an earlier run left
+  WORK=$(mktemp -d /tmp/stlab.XXXXXX)
+  echo "$WORK" >"$STATE_FILE"
+  NGINX_PIDS=() CAPTURE="" AGENT=""
+  trap on_exit EXIT
+  trap 'echo "FAILED: line $LINENO: $BASH_COMMAND" >&2' ERR
+  trap 'echo "interrupted: cleaning up" >&2; exit 130' INT TERM
+
+  log "network: device, edges a b c, origin, tap ($WORK)"
+  build_network
+  make_objects
+  log "servers: origin nginx and three nginx edge caches (${#CACHEABLE[@]} cacheable objects, ${#UNCACHEABLE[@]} not)"
+  start_servers
+
+  TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+  printf '%s\n' "$TOKEN" >"$WORK/token"; chmod 600 "$WORK/token"
+  render edges.json.in "$WORK/edges.json" AGENT_A="$AGENT_A" AGENT_B="$AGENT_B"
+  if (( MIGRATION )); then
+    log "statetap: capture with the control plane on $CP_ADDR, agent at edge B on $AGENT_B"
+    start_agent
+  else
+    log "statetap: capture only (this statetap has no agent: the migration half will be SKIPPED)"
+  fi
+  start_capture
+
+  log "device browses ${#OBJECTS[@]} objects through edge A"
+  browse a "$WORK/via-a.txt"
+  local requests=${#OBJECTS[@]} seen_a=0 dev_links=-
+  if (( MIGRATION )); then
+    links_enough() { dev_links=$(device_links); (( dev_links >= ${#OBJECTS[@]} )); }
+    wait_until "statetap to hold the device's links" 15 links_enough ||
+      die "statetap holds $dev_links links for $DEV_IP, ${#OBJECTS[@]} requests were made"
+    log "statetap holds $dev_links links for the device"
+  fi
+
+  local mig_status=skipped mig_id="" ready_ms=- cp_ready_ms=- pre_objects=- pre_nm=- pre_bytes=- pre_skipped=- mig_json="{}"
+  if (( MIGRATION )); then
+    log "signal: MEC 012 CellChangeNotification IN_PREPARATION cell-a → cell-b for $DEV_IP"
+    render cell-change.json.in "$WORK/signal.json" DEVICE="$DEV_IP" EPOCH="$(date +%s)"
+    local t0 out code
+    t0=$(now_ms)
+    out=$(cp_call POST /v1/notifications/cell-change "$WORK/signal.json")
+    code=$(tail -n1 <<<"$out")
+    [[ "$code" == 202 ]] || die "the cell-change notification was answered $code: $(sed '$d' <<<"$out")"
+    mig_id=$(sed '$d' <<<"$out" | jq -r '.id // empty')
+    [[ -n "$mig_id" ]] || die "no migration id in the answer: $(sed '$d' <<<"$out")"
+    migration_done() {
+      mig_json=$(cp_call GET "/v1/migrations/$mig_id" | sed '$d')
+      mig_status=$(jq -r '.status // "unknown"' <<<"$mig_json" 2>/dev/null || echo unknown)
+      [[ "$mig_status" == ready || "$mig_status" == failed || "$mig_status" == cancelled ]]
+    }
+    wait_until "migration $mig_id to be ready" 60 migration_done || die "migration $mig_id is still $mig_status"
+    ready_ms=$(( $(now_ms) - t0 ))
+    [[ "$mig_status" == ready ]] || die "migration $mig_id ended $mig_status: $mig_json"
+    cp_ready_ms=$(jq -r '.timings.signal_to_ready_ms // "-"' <<<"$mig_json")
+    pre_objects=$(jq -r '.prefetch.objects // "-"' <<<"$mig_json")
+    pre_nm=$(jq -r '.prefetch.not_modified // "-"' <<<"$mig_json")
+    pre_bytes=$(jq -r '.prefetch.bytes // "-"' <<<"$mig_json")
+    pre_skipped=$(jq -r '.prefetch.skipped_uncacheable // "-"' <<<"$mig_json")
+    log "migration $mig_id ready: ${cp_ready_ms} ms by statetap, ${ready_ms} ms measured here"
+  fi
+
+  local b_start; b_start=$(date +%s.%N)
+  if (( MIGRATION )); then
+    log "device moves to edge B and repeats its requests"
+    browse b "$WORK/via-b.txt"
+  fi
+  log "control: the device repeats its requests through edge C (no signal)"
+  browse c "$WORK/via-c.txt"
+  log "control of the control: a second visit through C must hit (C's cache works; the uncacheable still miss)"
+  browse c "$WORK/via-c2.txt"
+
+  # The capture stops here: its events file and summary are complete.
+  stop_pid "$CAPTURE" INT 15; CAPTURE=""
+  seen_a=$(web_links "${EDGE_IP[a]}:80")
+  local seen_b=0; (( MIGRATION )) && seen_b=$(web_links "${EDGE_IP[b]}:80")
+  # Frames the XDP program steered that statetap did not decode, and the kernel's and the pipeline's drops. (With
+  # the veths' offloads on, skb mode lost the 64 KB GSO frames here: steered 460, decoded 257.)
+  local frames lost
+  frames=$(tail -n1 "$WORK/summary.json" | jq '.packets' 2>/dev/null || echo -1)
+  lost=$(tail -n1 "$WORK/summary.json" | jq '(.live.program.steered - .packets) + ([.live.queues[]
+    | .kernel_rx_dropped + .kernel_rx_ring_full + .kernel_rx_invalid_descs + .ring_full_drops] | add)' 2>/dev/null || echo -1)
+
+  # Uncacheable objects fetched on the agent's behalf: in B's log, any request for one not from the device; in
+  # the origin's log, any request for one from edge B before the device itself reached B.
+  local agent_uncacheable origin_uncacheable agent_requests agent_bytes
+  agent_uncacheable=$(awk -v d="$DEV_IP" '$2 != d && $4 ~ /^\/(nostore|private)\// { n++ } END { print n + 0 }' "$WORK/edge-b/access.log")
+  origin_uncacheable=$(awk -v b="${EDGE_UP[b]}" -v t="$b_start" '$1 < t && $2 == b && $4 ~ /^\/(nostore|private)\// { n++ } END { print n + 0 }' "$WORK/origin/access.log")
+  agent_requests=$(awk -v d="$DEV_IP" '$2 != d { n++ } END { print n + 0 }' "$WORK/edge-b/access.log")
+  agent_bytes=$(awk -v d="$DEV_IP" '$2 != d { n += $7 } END { print n + 0 }' "$WORK/edge-b/access.log")
+
+  local hit_a hit_b=- hit_c hit_c2 uncached_hits cacheable=${#CACHEABLE[@]}
+  hit_a=$(hit_ratio "$WORK/via-a.txt"); hit_c=$(hit_ratio "$WORK/via-c.txt"); hit_c2=$(hit_ratio "$WORK/via-c2.txt")
+  uncached_hits=$(cat "$WORK"/via-*.txt | awk '$1 ~ /^\/(nostore|private)\// && $3 == "HIT"' | wc -l)
+  (( MIGRATION )) && hit_b=$(hit_ratio "$WORK/via-b.txt")
+
+  echo
+  printf '%-44s %-22s %-22s\n' "" "with migration (B)" "without migration (C)"
+  printf '%-44s %-22s %-22s\n' "HIT ratio on repeat, cacheable objects" \
+    "$( (( MIGRATION )) && echo "$hit_b% ($(hit_count "$WORK/via-b.txt")/$cacheable)" || echo "SKIPPED")" \
+    "$hit_c% ($(hit_count "$WORK/via-c.txt")/$cacheable)"
+  printf '%-44s %-22s %-22s\n' "signal to ready (statetap / measured)" "$cp_ready_ms ms / $ready_ms ms" "-"
+  printf '%-44s %-22s %-22s\n' "prefetched (statetap): GET, conditional" "$pre_objects (200), $pre_nm (304)" "-"
+  printf '%-44s %-22s %-22s\n' "prefetched (statetap): bytes received" "$pre_bytes" "-"
+  printf '%-44s %-22s %-22s\n' "prefetched (edge B's log): requests, bytes" "$agent_requests, $agent_bytes" "-"
+  printf '%-44s %-22s %-22s\n' "uncacheable skipped (statetap)" "$pre_skipped" "-"
+  printf '%-44s %-22s %-22s\n' "uncacheable fetched by agent (B / origin)" "$agent_uncacheable / $origin_uncacheable" "-"
+  echo "first visit through A: HIT ratio $hit_a% (cold); second visit through C: $hit_c2% (its cache works);" \
+       "uncacheable answers from a cache: $uncached_hits"
+  echo "statetap saw $seen_a web links for $requests requests through A$( (( MIGRATION )) && echo ", $seen_b through B");" \
+       "it decoded $frames frames and lost $lost"
+  (( MIGRATION )) || echo "MIGRATION HALF SKIPPED: $ST has no \`agent --listen\` or no \`capture --serve\` (no agent or control plane yet)"
+  echo
+
+  local problems=()
+  (( seen_a == requests )) || problems+=("statetap saw $seen_a web links through A for $requests requests")
+  (( lost == 0 )) || problems+=("the capture lost frames or its summary is unreadable (lost: $lost)")
+  (( hit_a == 0 )) || problems+=("edge A was not cold ($hit_a% HIT on the first visit)")
+  (( hit_c2 == 100 )) || problems+=("edge C's cache does not work: $hit_c2% HIT on a second visit")
+  (( uncached_hits == 0 )) || problems+=("$uncached_hits uncacheable answers came from a cache")
+  (( hit_c <= MAX_HIT_BASELINE )) || problems+=("HIT ratio without migration is $hit_c% (> $MAX_HIT_BASELINE%)")
+  if (( MIGRATION )); then
+    (( seen_b == requests )) || problems+=("statetap saw $seen_b web links through B for $requests requests")
+    (( hit_b >= MIN_HIT_MIGRATED )) || problems+=("HIT ratio at B with migration is $hit_b% (< $MIN_HIT_MIGRATED%)")
+    (( agent_uncacheable == 0 && origin_uncacheable == 0 )) ||
+      problems+=("uncacheable objects fetched before the device: $agent_uncacheable at B, $origin_uncacheable at the origin")
+  elif [[ "${LAB_ALLOW_NO_AGENT:-0}" != 1 ]]; then
+    problems+=("the migration half was skipped (set LAB_ALLOW_NO_AGENT=1 to accept that)")
+  fi
+
+  if (( ${#problems[@]} )); then
+    for p in "${problems[@]}"; do echo "FAILED: $p" >&2; done
+  else
+    echo "OK: statetap saw every request$( (( MIGRATION )) && echo ", B was ready before the device arrived") and the figures are within bounds"
+  fi
+  jq -cn --arg migration "$mig_status" --arg id "$mig_id" \
+    --argjson requests "$requests" --argjson cacheable "$cacheable" --argjson uncacheable "${#UNCACHEABLE[@]}" \
+    --argjson seen_a "$seen_a" --argjson seen_b "$seen_b" --argjson hit_a "$hit_a" --argjson hit_c "$hit_c" \
+    --argjson hit_c2 "$hit_c2" --argjson uncached_hits "$uncached_hits" --argjson frames "$frames" --argjson lost "$lost" \
+    --arg hit_b "$hit_b" --arg cp_ms "$cp_ready_ms" --arg ms "$ready_ms" \
+    --arg objects "$pre_objects" --arg nm "$pre_nm" --arg bytes "$pre_bytes" --arg skipped "$pre_skipped" \
+    --argjson agent_requests "$agent_requests" --argjson agent_bytes "$agent_bytes" \
+    --argjson agent_uncacheable "$agent_uncacheable" --argjson origin_uncacheable "$origin_uncacheable" \
+    --argjson ok "$( ((${#problems[@]} == 0)) && echo true || echo false)" '
+    def num: tonumber? // null;
+    {lab: "statetap-migration", ok: $ok, migration: $migration, migration_id: (if $id == "" then null else $id end),
+     requests: $requests, cacheable: $cacheable, uncacheable: $uncacheable,
+     web_links_seen: {a: $seen_a, b: $seen_b}, capture: {frames: $frames, lost: $lost},
+     hit_ratio_pct: {first_visit_a: $hit_a, migrated_b: ($hit_b | num), no_migration_c: $hit_c, second_visit_c: $hit_c2},
+     uncacheable_cache_hits: $uncached_hits,
+     signal_to_ready_ms: {statetap: ($cp_ms | num), measured: ($ms | num)},
+     prefetch: {objects: ($objects | num), not_modified: ($nm | num), bytes: ($bytes | num), skipped_uncacheable: ($skipped | num),
+                edge_b_log_requests: $agent_requests, edge_b_log_bytes: $agent_bytes},
+     uncacheable_fetched_by_agent: {edge_b_log: $agent_uncacheable, origin_log: $origin_uncacheable}}'
+  if (( ${#problems[@]} )); then exit 1; fi
+}
+
+case "${1:-run}" in
+  run) run ;;
+  down) [[ $(id -u) -eq 0 ]] || { echo "error: needs root" >&2; exit 1; }; down; echo "lab removed" ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+  *) echo "usage: $0 [run|down]" >&2; exit 2 ;;
+esac
