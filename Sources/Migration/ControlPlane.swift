@@ -58,7 +58,7 @@ public final class ControlPlane: Sendable {
 
     public init(store: StateStore, edges: EdgeConfiguration, configuration: ControlPlaneConfiguration,
                 metrics: ServiceMetrics = ServiceMetrics(), journal: (@Sendable (JournalRecord) -> Void)? = nil,
-                client: HTTPClient = .shared, log: Logger = Logger(label: "statetap.control"))
+                client: HTTPClient = .failingFast, log: Logger = Logger(label: "statetap.control"))
     {
         self.store = store
         self.edges = Mutex(edges)
@@ -211,7 +211,8 @@ public final class ControlPlane: Sendable {
     public func agentReported(_ id: String, _ status: AgentTransferStatus) -> MigrationView? {
         guard let current = migration(id) else { return nil }
         if current.status.isFinal { return current }
-        _ = update(id) { $0.view.prefetch = status.progress }
+        // Checked again under the lock: a late report must not overwrite the counts of a finished migration.
+        _ = update(id) { e in if !e.view.status.isFinal { e.view.prefetch = status.progress } }
         switch status.status {
         case .received, .prefetching:
             return current.status == .prefetching ? migration(id) : setStatus(id, .prefetching, detail: nil)
@@ -379,7 +380,9 @@ public final class ControlPlane: Sendable {
             log.notice("migration \(id): transfer attempt \(attempt) to \(agent) failed: \(failure); retrying")
             let jitter = Double.random(in: 0.8...1.2)
             let sleep = min(Double(wait) * jitter / 1000, max(deadline.timeIntervalSinceNow, 0))
-            do { try await Task.sleep(for: .milliseconds(Int64(sleep * 1000))) } catch { return }
+            // Rounded up: a wait cut short by the truncation would leave a last attempt with no time (its error,
+            // a timeout, would hide the real one).
+            do { try await Task.sleep(for: .milliseconds(Int64((sleep * 1000).rounded(.up)))) } catch { return }
             wait = min(wait * 2, configuration.retryMaxMilliseconds)
         }
 

@@ -73,7 +73,9 @@ public struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     public func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response
     {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+        // The scheme name is case-insensitive (RFC 9110 11.1); the token is not.
+        guard let header = request.headers[.authorization], header.count > 7,
+              header.prefix(7).lowercased() == "bearer ",
               constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
         else {
             var headers = HTTPFields()
@@ -157,7 +159,9 @@ func describe(_ e: DecodingError) -> String {
     case .keyNotFound(let k, let c): return "missing field '\(path(c.codingPath + [k]))'"
     case .typeMismatch(let t, let c): return "'\(path(c.codingPath))' should be \(t)"
     case .valueNotFound(let t, let c): return "'\(path(c.codingPath))' is null, expected \(t)"
-    case .dataCorrupted(let c): return "\(c.debugDescription) at \(path(c.codingPath))"
+    case .dataCorrupted(let c):
+        if c.codingPath.isEmpty { return "the body is not valid JSON" }
+        return "\(c.debugDescription) at \(path(c.codingPath))"
     @unknown default: return "\(e)"
     }
 }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -41,4 +42,30 @@ public func makeServer(router: Router<BasicRequestContext>, listen: ListenConfig
         configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: name),
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? listen.port) },
         logger: quiet)
+}
+
+/// An HTTP client that also trusts the CA certificates in `caFile` (PEM), for agents or control planes serving
+/// HTTPS with a private CA; `HTTPClient.failingFast` (system trust) without one. Either fails a request at once
+/// when its connection cannot be made. Lives as long as the process.
+public func makeHTTPClient(caFile: String?) throws -> HTTPClient {
+    guard let caFile else { return .failingFast }
+    var tls = TLSConfiguration.makeClientConfiguration()
+    tls.additionalTrustRoots = [.file(caFile)]
+    _ = try NIOSSLCertificate.fromPEMFile(caFile)  // a clear error now rather than at the first request
+    var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+    configuration.connectionPool.retryConnectionEstablishment = false
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}
+
+extension HTTPClient {
+    /// `HTTPClient.shared`'s settings, except that a connection that cannot be made fails the request at once.
+    /// AsyncHTTPClient would otherwise retry the connection by itself, silently, until the request's timeout: an
+    /// agent that is down would cost the control plane a whole attempt (up to 5 s) with no error shown, and its own
+    /// retries (backoff until the deadline, attempts counted, the last error in the migration) would not happen.
+    /// Lives as long as the process, as `.shared` does.
+    public static let failingFast: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Journal
 import Logging
@@ -46,6 +47,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "PEM private key of --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "Also trust the CA certificates in this PEM file (the cache or the control plane over HTTPS).")
+    var caFile: String?
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -83,7 +87,12 @@ struct AgentCommand: AsyncParsableCommand {
         c.concurrency = concurrency
         c.fetchTimeoutSeconds = Int64(fetchTimeout)
         c.maxBodyBytes = parseBytes(maxRequestBytes)!
-        let agent = Agent(configuration: c, journal: writer, log: Logger(label: "statetap.agent"))
+        let client: HTTPClient
+        do { client = try makeHTTPClient(caFile: caFile) } catch {
+            log.error("--ca-file \(caFile ?? ""): \(error)")
+            throw ExitCode(64)
+        }
+        let agent = Agent(configuration: c, journal: writer, client: client, log: Logger(label: "statetap.agent"))
         do {
             let resumed = try agent.resume(directory: journal)
             if resumed > 0 { log.notice("resumed \(resumed) unfinished transfer(s) from the journal") }

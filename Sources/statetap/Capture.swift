@@ -174,6 +174,11 @@ struct CaptureCommand: AsyncParsableCommand {
         let writer = try eventOptions.makeWriter()
         // Live: the journal never holds the pipeline back; what it cannot take is dropped and counted.
         let journal = try JournalSession.open(journalOptions, dropWhenFull: true, log: log)
+        let plane: (ControlPlane, any Service)?
+        do { plane = try control.make(journal: journal, log: log) } catch {
+            _ = journal?.finish()
+            throw error
+        }
         let capture: LivePipeline
         do {
             capture = try LivePipeline(configuration: configuration, live: live, onEvent: eventSink(writer, journal))
@@ -191,12 +196,6 @@ struct CaptureCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
-        let plane: (ControlPlane, any Service)?
-        do { plane = try control.make(journal: journal, log: log) } catch {
-            _ = capture.finish()
-            _ = journal?.finish()
-            throw error
-        }
         if let (controlPlane, server) = plane, let journal {
             controlPlane.metrics.setProvider { captureSamples(capture.statistics()) + journalSamples(journal) }
             services.append(.init(service: server))

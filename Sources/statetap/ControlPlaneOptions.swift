@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Journal
 import Logging
@@ -36,6 +37,9 @@ struct ControlPlaneOptions: ParsableArguments {
 
     @Option(help: "PEM private key of --tls-cert.")
     var tlsKey: String?
+
+    @Option(help: "Also trust the CA certificates in this PEM file when talking to agents over HTTPS.")
+    var agentCaFile: String?
 
     func validate() throws {
         guard let serve else {
@@ -89,8 +93,14 @@ struct ControlPlaneOptions: ParsableArguments {
                             limits: PlanLimits(maxLinks: prefetchMaxLinks, maxBytes: parseBytes(prefetchMaxBytes)!))
         c.maxBodyBytes = parseBytes(maxRequestBytes)!
         let writer = journal.writer
+        let client: HTTPClient
+        do { client = try makeHTTPClient(caFile: agentCaFile) } catch {
+            log.error("--agent-ca-file \(agentCaFile ?? ""): \(error)")
+            throw ExitCode(64)
+        }
         let plane = ControlPlane(store: journal.store, edges: edgeConfig, configuration: c,
-                                 journal: { writer.appendMarker($0) }, log: Logger(label: "statetap.control"))
+                                 journal: { writer.appendMarker($0) }, client: client,
+                                 log: Logger(label: "statetap.control"))
         let listen = ListenConfiguration(host: host, port: port, tlsCertificate: tlsCert, tlsKey: tlsKey)
         let server: any Service
         let edgeCount = edgeConfig.edges.count, cellCount = edgeConfig.cells.count

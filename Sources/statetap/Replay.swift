@@ -122,8 +122,11 @@ final class ReplayAndServe: Service, Sendable {
         let result: Result<PipelineSummary, any Error>
         do { result = .success(try await onThread(replay)) } catch { result = .failure(error) }
         outcome.withLock { $0 = result }
-        if case .success(let s) = result {
+        switch result {
+        case .success(let s):
             log.info("replay done (\(s.counters.packets) packets); serving the control plane until SIGINT or SIGTERM")
+        case .failure(let e):
+            throw e  // ends the group: nothing to serve from a replay that failed
         }
         // Serve on until a signal ends the group.
         try? await gracefulShutdown()
