@@ -29,9 +29,6 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The agent's own journal directory (received plans and their status).")
     var journal: String
 
-    @Option(help: "File whose first line is the bearer token (else the environment variable STATETAP_TOKEN).")
-    var tokenFile: String?
-
     @Option(help: "Fetches in flight at once.")
     var concurrency = 8
 
@@ -41,11 +38,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Largest transfer body (K, M suffixes); larger ones get 413.")
     var maxRequestBytes = "16M"
 
-    @Option(help: "Serve HTTPS with this PEM certificate chain (with --tls-key).")
-    var tlsCert: String?
-
-    @Option(help: "PEM private key of --tls-cert.")
-    var tlsKey: String?
+    @OptionGroup var security: APISecurityOptions
 
     @Option(help: "Also trust the CA certificates in this PEM file (the cache or the control plane over HTTPS).")
     var caFile: String?
@@ -62,16 +55,11 @@ struct AgentCommand: AsyncParsableCommand {
         if !(1...1024).contains(concurrency) { throw ValidationError("--concurrency must be 1-1024") }
         if fetchTimeout < 1 { throw ValidationError("--fetch-timeout must be >= 1 second") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 16M") }
-        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     func run() async throws {
         let log = global.bootstrap()
-        let token: String
-        do { token = try loadToken(file: tokenFile) } catch {
-            log.error("\(error.message)")
-            throw ExitCode(64)
-        }
+        let token = try security.token(log: log)
         let writer: JournalWriter
         do {
             var options = JournalOptions()
@@ -106,7 +94,7 @@ struct AgentCommand: AsyncParsableCommand {
         let settings = c
         let server: any Service
         do {
-            server = try makeServer(router: agent.router(), listen: ListenConfiguration(host: host, port: port, tlsCertificate: tlsCert, tlsKey: tlsKey),
+            server = try makeServer(router: agent.router(), listen: security.listen(host: host, port: port),
                                     name: "statetap-agent", logger: log) { bound in
                 log.info("agent listening on \(host):\(bound), cache \(settings.cacheURL), concurrency \(settings.concurrency)")
             }

@@ -14,9 +14,6 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Edges file (JSON): {\"edges\": [{\"name\", \"agent\": URL}], \"cells\": {CELL: EDGE}, \"policies\": [{\"host\", \"endpoint\", \"method\"}]}.")
     var edges: String?
 
-    @Option(help: "File whose first line is the API bearer token (else the environment variable STATETAP_TOKEN); at least 16 characters.")
-    var tokenFile: String?
-
     @Option(help: "The control plane's URL as agents reach it, for their progress reports (default: http://HOST:PORT of --serve).")
     var advertise: String?
 
@@ -32,11 +29,7 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Largest API request body (K, M suffixes); larger ones get 413.")
     var maxRequestBytes = "1M"
 
-    @Option(help: "Serve HTTPS with this PEM certificate chain (with --tls-key).")
-    var tlsCert: String?
-
-    @Option(help: "PEM private key of --tls-cert.")
-    var tlsKey: String?
+    @OptionGroup var security: APISecurityOptions
 
     @Option(help: "Also trust the CA certificates in this PEM file when talking to agents over HTTPS.")
     var agentCaFile: String?
@@ -53,7 +46,6 @@ struct ControlPlaneOptions: ParsableArguments {
         if parseBytes(prefetchMaxBytes) == nil { throw ValidationError("--prefetch-max-bytes: '\(prefetchMaxBytes)' is not a size like 500M") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 1M") }
         if !(migrationDeadline > 0) { throw ValidationError("--migration-deadline must be > 0 seconds") }
-        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     /// The control plane and its server, or nil without --serve.
@@ -63,11 +55,7 @@ struct ControlPlaneOptions: ParsableArguments {
             log.error("--serve needs --journal DIR: the control plane answers from the state store built from the journal")
             throw ExitCode(64)
         }
-        let token: String
-        do { token = try loadToken(file: tokenFile) } catch {
-            log.error("\(error.message)")
-            throw ExitCode(64)
-        }
+        let token = try security.token(log: log)
         var edgeConfig = EdgeConfiguration()
         if let edges {
             do {
@@ -86,7 +74,7 @@ struct ControlPlaneOptions: ParsableArguments {
             }
         }
         var c = ControlPlaneConfiguration(token: token)
-        let scheme = tlsCert == nil ? "http" : "https"
+        let scheme = security.tlsCert == nil ? "http" : "https"
         c.advertiseURL = advertise ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         c.defaultDeadlineSeconds = migrationDeadline
         c.planner = Planner(rules: edgeConfig.policies ?? [],
@@ -101,7 +89,7 @@ struct ControlPlaneOptions: ParsableArguments {
         let plane = ControlPlane(store: journal.store, edges: edgeConfig, configuration: c,
                                  journal: { writer.appendMarker($0) }, client: client,
                                  log: Logger(label: "statetap.control"))
-        let listen = ListenConfiguration(host: host, port: port, tlsCertificate: tlsCert, tlsKey: tlsKey)
+        let listen = security.listen(host: host, port: port)
         let server: any Service
         let edgeCount = edgeConfig.edges.count, cellCount = edgeConfig.cells.count
         do {
@@ -113,6 +101,33 @@ struct ControlPlaneOptions: ParsableArguments {
             throw ExitCode(64)
         }
         return (plane, server)
+    }
+}
+
+/// The API's bearer token and optional TLS: shared by the control plane (`--serve`) and the agent.
+struct APISecurityOptions: ParsableArguments {
+    @Option(help: "File whose first line is the API bearer token (else the environment variable STATETAP_TOKEN); at least 16 characters.")
+    var tokenFile: String?
+
+    @Option(help: "Serve HTTPS with this PEM certificate chain (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
+
+    func token(log: Logger) throws -> String {
+        do { return try loadToken(file: tokenFile) } catch {
+            log.error("\(error.message)")
+            throw ExitCode(64)
+        }
+    }
+
+    func listen(host: String, port: Int) -> ListenConfiguration {
+        ListenConfiguration(host: host, port: port, tlsCertificate: tlsCert, tlsKey: tlsKey)
     }
 }
 
