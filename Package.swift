@@ -79,7 +79,7 @@ let package = Package(
         // Migration: the control plane (signals in, plans, transfers), the planner, and the destination edge's
         // agent that pre-fetches through its cache. Async, Foundation and HTTP live here, far from the packet path.
         .target(name: "Migration", dependencies: [
-            "Journal", "Decode", "CLZ4",
+            "Journal", "Pipeline", "Decode", "CLZ4",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -117,7 +117,7 @@ let package = Package(
         .target(name: "StatetapTestSupport", dependencies: ["Extract"], path: "Tests/Support"),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: [
-            "Migration", "Journal", "Decode",
+            "Migration", "Journal", "Pipeline", "Decode",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode"]),

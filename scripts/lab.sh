@@ -229,7 +229,11 @@ start_servers() {
 # Both halves must be there: an agent with --listen and a capture with --serve. (`statetap agent --help` alone
 # is no test: swift-argument-parser answers an unknown subcommand's --help with the root help and status 0.)
 has_migration() {
-  "$ST" agent --help 2>&1 | grep -q -- '--listen' && "$ST" capture --help 2>&1 | grep -q -- '--serve'
+  # The help texts are read whole first: `grep -q` in a pipe would stop reading early, and under pipefail the
+  # writer's SIGPIPE would fail the check.
+  local agent_help capture_help
+  agent_help=$("$ST" agent --help 2>&1 || true); capture_help=$("$ST" capture --help 2>&1 || true)
+  grep -q -- '--listen' <<<"$agent_help" && grep -q -- '--serve' <<<"$capture_help"
 }
 
 start_capture() {
@@ -260,7 +264,8 @@ start_agent() {
 # cp_call METHOD PATH [BODYFILE]: a control-plane request from the tap namespace; prints "BODY\nSTATUS".
 cp_call() {
   local method=$1 path=$2 body=${3:-}
-  local args=(-s -m 5 -X "$method" -H "Authorization: Bearer $TOKEN" -w '\n%{http_code}')
+  # The token from a header file (curl -H @file): not on a command line that ps shows.
+  local args=(-s -m 5 -X "$method" -H "@$WORK/auth-header" -w '\n%{http_code}')
   [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' --data-binary "@$body")
   ip netns exec "$NS_TAP" curl "${args[@]}" "http://$CP_ADDR$path" || true
 }
@@ -365,6 +370,7 @@ run() {
 
   TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
   printf '%s\n' "$TOKEN" >"$WORK/token"; chmod 600 "$WORK/token"
+  (umask 077; printf 'Authorization: Bearer %s\n' "$TOKEN" >"$WORK/auth-header")
   render edges.json.in "$WORK/edges.json" AGENT_A="$AGENT_A" AGENT_B="$AGENT_B"
   if (( MIGRATION )); then
     log "statetap: capture with the control plane on $CP_ADDR, agent at edge B on $AGENT_B"
@@ -509,6 +515,6 @@ run() {
 case "${1:-run}" in
   run) run ;;
   down) [[ $(id -u) -eq 0 ]] || { echo "error: needs root" >&2; exit 1; }; down; echo "lab removed" ;;
-  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+  -h|--help) sed -n '2,/^set -Eeuo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
   *) echo "usage: $0 [run|down]" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ import Journal
 import Logging
 import NIOCore
 import NIOPosix
+import Pipeline
 import Synchronization
 
 /// Settings of the destination edge's agent.
@@ -42,6 +43,8 @@ public final class Agent: Sendable {
     private let client: HTTPClient
     private let log: Logger
     private let transfers = Mutex<[String: Entry]>([:])
+    /// Migrations cancelled before their plan arrived (a DELETE can overtake the PUT): a later PUT starts nothing.
+    private let tombstones = Mutex<Set<String>>([])
 
     private struct Entry {
         var status: AgentTransferStatus
@@ -62,6 +65,9 @@ public final class Agent: Sendable {
     /// Takes a plan. A plan already known (same migration id) is not started twice: its status is returned.
     public func receive(_ plan: MigrationPlan, raw: [UInt8]) -> (status: AgentTransferStatus, created: Bool) {
         let now = unixMilliseconds()
+        if tombstones.withLock({ $0.contains(plan.migrationId) }) {
+            return (Self.cancelledBeforeArrival(plan.migrationId), false)
+        }
         let (status, created) = transfers.withLock { t -> (AgentTransferStatus, Bool) in
             if let e = t[plan.migrationId] { return (e.status, false) }
             let s = AgentTransferStatus(migrationId: plan.migrationId, status: .received, detail: nil,
@@ -72,7 +78,7 @@ public final class Agent: Sendable {
         guard created else { return (status, false) }
         if let journal, let device = IPAddress(plan.device) {
             journal.appendMarker(.plan(PlanMark(migrationID: plan.migrationId, device: device,
-                                                timestampNanoseconds: wallNanoseconds(), body: raw)))
+                                                timestampNanoseconds: realtimeNanoseconds(), body: raw)))
         }
         journalStatus(plan.migrationId)
         log.info("transfer \(plan.migrationId): device \(plan.device) from \(plan.from.isEmpty ? "?" : plan.from), \(plan.summary.links) link(s), \(plan.summary.hosts) host(s)")
@@ -86,15 +92,29 @@ public final class Agent: Sendable {
         transfers.withLock { $0.values.map(\.status).sorted { $0.receivedAtUnixMs > $1.receivedAtUnixMs } }
     }
 
-    /// Stops prefetching for a migration (what is fetched stays in the cache).
-    public func cancel(_ id: String) -> AgentTransferStatus? {
-        let task = transfers.withLock { t -> Task<Void, Never>? in
-            guard let e = t[id], !e.status.status.isFinal else { return nil }
-            return e.task
+    /// Stops prefetching for a migration (what is fetched stays in the cache). An id never seen is remembered as
+    /// cancelled, so that its plan, should it still arrive, starts nothing.
+    public func cancel(_ id: String) -> AgentTransferStatus {
+        let (known, task) = transfers.withLock { t -> (Bool, Task<Void, Never>?) in
+            guard let e = t[id] else { return (false, nil) }
+            return (true, e.status.status.isFinal ? nil : e.task)
+        }
+        guard known else {
+            tombstones.withLock { s in
+                if s.count >= 100_000 { s.removeAll() }  // bounded; an old tombstone matters for seconds only
+                s.insert(id)
+            }
+            return Self.cancelledBeforeArrival(id)
         }
         task?.cancel()
         finish(id, .cancelled, detail: "cancelled by the control plane")
-        return status(id)
+        return status(id)!
+    }
+
+    private static func cancelledBeforeArrival(_ id: String) -> AgentTransferStatus {
+        AgentTransferStatus(migrationId: id, status: .cancelled, detail: "cancelled before its plan arrived",
+                            progress: PrefetchProgress(), receivedAtUnixMs: unixMilliseconds(),
+                            finishedAtUnixMs: unixMilliseconds())
     }
 
     /// Plans from the journal whose work did not finish (the agent stopped): started again, or failed when their
@@ -133,6 +153,7 @@ public final class Agent: Sendable {
 
     private func start(_ plan: MigrationPlan) {
         let task = Task { [self] in await prefetch(plan) }
+        // Cancelled before the task was stored: the prefetch loop sees the final status before each fetch.
         transfers.withLock { $0[plan.migrationId]?.task = task }
     }
 
@@ -180,7 +201,7 @@ public final class Agent: Sendable {
                 }
                 let snapshot = progress
                 update(id) { $0.progress = snapshot }
-                if Task.isCancelled || Date().timeIntervalSince1970 >= deadline {
+                if Task.isCancelled || Date().timeIntervalSince1970 >= deadline || status(id)?.status.isFinal != false {
                     group.cancelAll()
                     continue
                 }
@@ -193,7 +214,7 @@ public final class Agent: Sendable {
         }
         metrics.prefetched(objects: progress.objects, bytes: progress.bytes, notModified: progress.notModified,
                            failed: progress.failed)
-        if Task.isCancelled { return }
+        if Task.isCancelled || status(id)?.status.isFinal != false { return }
         if progress.done < progress.total {
             finish(id, .failed, detail: "the deadline passed with \(progress.done) of \(progress.total) done")
         } else if progress.failed > 0 && progress.failed == progress.total {
@@ -220,7 +241,8 @@ public final class Agent: Sendable {
                 var n = 0
                 for try await chunk in response.body { n += chunk.readableBytes }
                 switch response.status.code {
-                case 200..<300: return .fetched(n)
+                // A redirect is not followed (it would leave the cache); the cache holds it like any answer.
+                case 200..<300, 300..<304, 305..<400: return .fetched(n)
                 case 304: return .notModified
                 default:
                     // URLs are browsing history: at debug level only.
@@ -239,7 +261,9 @@ public final class Agent: Sendable {
                 try? await channel.close()
                 return .connected
             } catch {
-                return .failed("pre-connect \(name):\(configuration.preconnectPort): \(error)")
+                // Server names are browsing history: the name at debug level only.
+                log.debug("transfer \(id): pre-connect \(name):\(configuration.preconnectPort): \(error)")
+                return .failed("a pre-connect failed: \(type(of: error))")
             }
         }
     }
@@ -303,7 +327,7 @@ public final class Agent: Sendable {
               let device = IPAddress(plan.device) else { return }
         journal.appendMarker(.migration(MigrationMark(id: id, device: device, from: plan.from, to: plan.to,
                                                       status: s.status.rawValue,
-                                                      timestampNanoseconds: wallNanoseconds(), detail: s.detail)))
+                                                      timestampNanoseconds: realtimeNanoseconds(), detail: s.detail)))
     }
 
     // MARK: - Routes
@@ -325,7 +349,8 @@ public final class Agent: Sendable {
                 if encoding == SliceCodec.contentEncoding {
                     switch SliceCodec.decompress(bytes, limit: planLimit) {
                     case .success(let b): raw = b
-                    case .failure(let e): throw APIError(.badRequest, e.message)
+                    case .failure(let e):
+                        throw APIError(e.tooLarge ? .contentTooLarge : .badRequest, e.message)
                     }
                 } else {
                     raw = bytes
@@ -349,8 +374,7 @@ public final class Agent: Sendable {
         }
         router.delete("/v1/transfers/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard let s = self.cancel(id) ?? self.status(id) else { throw APIError(.notFound, "no transfer '\(id)'") }
-            return try jsonResponse(s)
+            return try jsonResponse(self.cancel(id))
         }
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()

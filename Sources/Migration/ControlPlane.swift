@@ -5,6 +5,7 @@ import Hummingbird
 import Journal
 import Logging
 import NIOCore
+import Pipeline
 import Synchronization
 
 /// Settings of the control plane.
@@ -15,6 +16,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var advertiseURL: String?
     /// Deadline of a migration whose signal gives none.
     public var defaultDeadlineSeconds: Double = 30
+    /// Farthest deadline a signal may set (a migration retries until its deadline: not for days).
+    public var maxDeadlineSeconds: Double = 3600
     public var planner = Planner()
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes = 1 << 20
@@ -122,13 +125,18 @@ public final class ControlPlane: Sendable {
                 throw APIError(.badRequest, "deadline '\(d)' is not an RFC 3339 time (e.g. 2026-11-25T10:00:00Z)")
             }
             guard parsed > now else { throw APIError(.unprocessableContent, "deadline '\(d)' has passed") }
+            guard parsed.timeIntervalSince(now) <= configuration.maxDeadlineSeconds else {
+                throw APIError(.unprocessableContent, "deadline '\(d)' is more than \(Int(configuration.maxDeadlineSeconds)) s away")
+            }
             deadline = parsed
         }
         let deviceText = device.description
         let from = request.from ?? ""
-        let result: (MigrationView, Bool) = migrations.withLock { m in
-            if let id = m.latestByDevice[deviceText], let e = m.byID[id], !e.view.status.isFinal, e.view.to == target.name {
-                return (e.view, false)
+        let result: (MigrationView, Bool, String?) = migrations.withLock { m in
+            var superseded: String?
+            if let id = m.latestByDevice[deviceText], let e = m.byID[id], !e.view.status.isFinal {
+                if e.view.to == target.name { return (e.view, false, nil) }
+                superseded = id
             }
             let id = UUID().uuidString.lowercased()
             var timings = MigrationTimings()
@@ -140,19 +148,35 @@ public final class ControlPlane: Sendable {
             m.byID[id] = Entry(view: view, started: .now, deadline: deadline, agent: target.agent, task: nil)
             m.latestByDevice[deviceText] = id
             m.order.append(id)
-            if m.order.count > 10_000, let old = m.order.first, m.byID[old]?.view.status.isFinal ?? true {
-                m.order.removeFirst()
-                m.byID[old] = nil
+            if m.order.count > 10_000 {
+                // The oldest finished migrations go, a thousand at a time (one running migration stops nothing).
+                var dropped = 0
+                m.order.removeAll { old in
+                    guard dropped < 1000, m.byID[old]?.view.status.isFinal ?? true else { return false }
+                    if let v = m.byID.removeValue(forKey: old), m.latestByDevice[v.view.device] == old {
+                        m.latestByDevice[v.view.device] = nil
+                    }
+                    dropped += 1
+                    return true
+                }
             }
-            return (view, true)
+            return (view, true, superseded)
         }
-        guard result.1 else { return result }
+        guard result.1 else { return (result.0, false) }
         let id = result.0.id
+        if let old = result.2 { _ = cancel(old, reason: "superseded by migration \(id) to \(target.name)") }
         metrics.migrationStarted(source: source)
         log.info("migration \(id): device \(deviceText) \(from.isEmpty ? "?" : from) -> \(target.name) (\(source)), deadline \(rfc3339(deadline))")
         let task = Task { [self] in await run(id: id, device: device, agent: target.agent, deadline: deadline) }
+        // A cancellation that came before the task was stored finds no task: the task sees the final status.
         migrations.withLock { $0.byID[id]?.task = task }
-        return result
+        return (result.0, true)
+    }
+
+    /// Cancels every running migration's work (at shutdown, before the journal closes).
+    public func shutdown() {
+        let tasks = migrations.withLock { m in m.byID.values.compactMap(\.task) }
+        for t in tasks { t.cancel() }
     }
 
     public func migration(_ id: String) -> MigrationView? { migrations.withLock { $0.byID[id]?.view } }
@@ -176,8 +200,14 @@ public final class ControlPlane: Sendable {
         guard changed else { return entry.view }
         entry.task?.cancel()
         let view = setStatus(id, .cancelled, detail: reason)
-        // Tell the agent, a few times at most (it may never have heard of this migration: 404 is fine).
-        let agent = entry.agent, token = configuration.token, client = client, log = log
+        tellAgentToStop(id, agent: entry.agent)
+        return view
+    }
+
+    /// DELETE to the agent, a few times at most (it keeps a tombstone for an id it never saw, so a transfer that
+    /// arrives after the cancellation starts nothing).
+    private func tellAgentToStop(_ id: String, agent: String) {
+        let token = configuration.token, client = client, log = log
         Task {
             for attempt in 0..<3 {
                 var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
@@ -188,7 +218,6 @@ public final class ControlPlane: Sendable {
             }
             log.warning("migration \(id): the agent at \(agent) did not acknowledge the cancellation")
         }
-        return view
     }
 
     /// The handover is done (MEC COMPLETED): a ready migration becomes `completed`; one still running keeps
@@ -212,7 +241,10 @@ public final class ControlPlane: Sendable {
         guard let current = migration(id) else { return nil }
         if current.status.isFinal { return current }
         // Checked again under the lock: a late report must not overwrite the counts of a finished migration.
-        _ = update(id) { e in if !e.view.status.isFinal { e.view.prefetch = status.progress } }
+        // Reports race each other (callbacks and polls): counts only go forward.
+        _ = update(id) { e in
+            if !e.view.status.isFinal && status.progress.done >= e.view.prefetch.done { e.view.prefetch = status.progress }
+        }
         switch status.status {
         case .received, .prefetching:
             return current.status == .prefetching ? migration(id) : setStatus(id, .prefetching, detail: nil)
@@ -323,7 +355,7 @@ public final class ControlPlane: Sendable {
             _ = setStatus(id, .failed, detail: "the plan could not be encoded: \(error)")
             return
         }
-        journal?(.plan(PlanMark(migrationID: id, device: device, timestampNanoseconds: wallNanoseconds(), body: raw)))
+        journal?(.plan(PlanMark(migrationID: id, device: device, timestampNanoseconds: realtimeNanoseconds(), body: raw)))
         let body = SliceCodec.compress(raw)
         _ = update(id) { e in
             e.view.plan = plan.summary
@@ -338,8 +370,10 @@ public final class ControlPlane: Sendable {
         _ = setStatus(id, .transferring, detail: nil)
         var wait = configuration.retryInitialMilliseconds
         var attempt = 0
+        // The outer loop sends the plan again when the agent no longer knows it (it restarted before writing it).
+        resend: while true {
         transfer: while true {
-            if Task.isCancelled { return }
+            if stopped(id) { return }
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 {
                 let last = migration(id)?.transfer.lastError ?? "none"
@@ -386,26 +420,52 @@ public final class ControlPlane: Sendable {
             wait = min(wait * 2, configuration.retryMaxMilliseconds)
         }
 
+        if stopped(id) {
+            // Cancelled while the plan was on its way: the agent may have taken it after our DELETE.
+            tellAgentToStop(id, agent: agent)
+            return
+        }
+
         // Prefetching: the agent reports; we also ask it, in case a report is lost.
         if migration(id)?.status == .transferring { _ = setStatus(id, .prefetching, detail: nil) }
         while let s = migration(id)?.status, !s.isFinal {
             if deadline.timeIntervalSinceNow <= 0 {
-                let p = migration(id)?.prefetch ?? PrefetchProgress()
-                _ = setStatus(id, .failed, detail: "deadline passed while the agent prefetched (\(p.done) of \(p.total) done)")
+                let v = migration(id)
+                let p = v?.prefetch ?? PrefetchProgress()
+                let last = v?.transfer.lastError.map { "; last error: \($0)" } ?? ""
+                _ = setStatus(id, .failed, detail: "deadline passed while the agent prefetched (\(p.done) of \(p.total) done)\(last)")
                 return
             }
             let pause = min(Double(configuration.pollMilliseconds) / 1000, max(deadline.timeIntervalSinceNow, 0.001))
             do { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) } catch { return }
             var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
             r.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
-            if let response = try? await client.execute(r, timeout: .seconds(2)),
-               let answer = try? await response.body.collect(upTo: 1 << 20), response.status.code == 200,
-               let status = try? JSONCoding.decoder.decode(AgentTransferStatus.self, from: Data(answer.readableBytesView))
-            {
-                _ = agentReported(id, status)
+            do {
+                let response = try await client.execute(r, timeout: .seconds(2))
+                let answer = try await response.body.collect(upTo: 1 << 20)
+                switch response.status.code {
+                case 200:
+                    if let status = try? JSONCoding.decoder.decode(AgentTransferStatus.self, from: Data(answer.readableBytesView)) {
+                        _ = agentReported(id, status)
+                    }
+                case 404:
+                    log.notice("migration \(id): the agent no longer knows the plan (it restarted?): sending it again")
+                    _ = update(id) { $0.view.transfer.lastError = "the agent lost the plan (404); sent again" }
+                    continue resend
+                default:
+                    let code = response.status.code
+                    _ = update(id) { $0.view.transfer.lastError = "status poll: agent answered \(code)" }
+                }
+            } catch {
+                if stopped(id) { return }
+                _ = update(id) { $0.view.transfer.lastError = "status poll: \(error)" }
             }
         }
+        return
+        }
     }
+
+    private func stopped(_ id: String) -> Bool { Task.isCancelled || migration(id)?.status.isFinal != false }
 
     // MARK: - Status bookkeeping
 
@@ -461,12 +521,7 @@ public final class ControlPlane: Sendable {
     private func journalStatus(_ id: String) {
         guard let journal, let v = migration(id), let device = IPAddress(v.device) else { return }
         journal(.migration(MigrationMark(id: id, device: device, from: v.from, to: v.to, status: v.status.rawValue,
-                                         timestampNanoseconds: wallNanoseconds(), detail: v.detail)))
+                                         timestampNanoseconds: realtimeNanoseconds(), detail: v.detail)))
     }
 }
 
-func wallNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}

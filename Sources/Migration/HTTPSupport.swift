@@ -2,6 +2,7 @@ import CLZ4
 import Foundation
 import Hummingbird
 import NIOCore
+import Pipeline
 
 /// The transfer body's encoding: an LZ4 frame (with content checksum) of the plan's JSON.
 public enum SliceCodec {
@@ -47,7 +48,9 @@ public enum SliceCodec {
                 return .failure(SliceError(message: "the body is not a valid LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))"))
             }
             out.append(contentsOf: chunk[0..<dstSize])
-            if out.count > limit { return .failure(SliceError(message: "the decompressed body exceeds \(limit) bytes")) }
+            if out.count > limit {
+                return .failure(SliceError(message: "the decompressed body exceeds \(limit) bytes", tooLarge: true))
+            }
             offset += srcSize
             finished = hint == 0
             if !finished && srcSize == 0 && dstSize == 0 {
@@ -61,6 +64,12 @@ public enum SliceCodec {
 
 public struct SliceError: Error, Sendable {
     public var message: String
+    public var tooLarge = false
+
+    public init(message: String, tooLarge: Bool = false) {
+        self.message = message
+        self.tooLarge = tooLarge
+    }
 }
 
 /// Bearer-token authentication on every route: a request without `Authorization: Bearer <token>` gets 401 and
@@ -96,10 +105,7 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     return diff == 0
 }
 
-func errorJSON(_ message: String) -> String {
-    let body = (try? JSONCoding.encoder.encode(["error": message])).map { String(decoding: $0, as: UTF8.self) }
-    return body ?? "{\"error\":\"error\"}"
-}
+func errorJSON(_ message: String) -> String { "{\"error\":" + jsonQuoted(message) + "}" }
 
 /// An API error with a message the client reads (`{"error": "..."}`).
 public struct APIError: HTTPResponseError {
@@ -134,8 +140,10 @@ func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, de
     let buffer: ByteBuffer
     do {
         buffer = try await request.collectBody(upTo: limit)
-    } catch {
+    } catch is NIOTooManyBytesError {
         throw APIError(.contentTooLarge, "request body larger than \(limit) bytes")
+    } catch {
+        throw APIError(.badRequest, "the request body could not be read: \(error)")
     }
     var bytes = Array(buffer.readableBytesView)
     if let transform { bytes = try transform(bytes) }

@@ -391,11 +391,14 @@ struct URLParts {
     }
 }
 
-func rfc3339(_ date: Date) -> String {
+/// ISO8601DateFormatter is thread-safe; made once (it is costly to make).
+nonisolated(unsafe) private let rfc3339Formatter: ISO8601DateFormatter = {
     let f = ISO8601DateFormatter()
     f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: date)
-}
+    return f
+}()
+
+func rfc3339(_ date: Date) -> String { rfc3339Formatter.string(from: date) }
 
 func parseRFC3339(_ text: String) -> Date? {
     let f = ISO8601DateFormatter()

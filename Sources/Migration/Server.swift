@@ -28,12 +28,14 @@ public struct ListenConfiguration: Sendable {
 public func makeServer(router: Router<BasicRequestContext>, listen: ListenConfiguration, name: String, logger: Logger,
                        onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> any Service
 {
-    var server: HTTPServerBuilder = .http1()
+    // Idle connections are closed: a client that opens connections and sends nothing holds no resources long.
+    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(30))
+    var server: HTTPServerBuilder = .http1(configuration: http1)
     if let cert = listen.tlsCertificate, let key = listen.tlsKey {
         let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
         let tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
-        server = try .tls(.http1(), tlsConfiguration: tls)
+        server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
     }
     var quiet = logger
     quiet.logLevel = max(logger.logLevel, .notice)  // Hummingbird logs each request at info: URLs stay out of info logs
@@ -47,13 +49,18 @@ public func makeServer(router: Router<BasicRequestContext>, listen: ListenConfig
 /// An HTTP client that also trusts the CA certificates in `caFile` (PEM), for agents or control planes serving
 /// HTTPS with a private CA; `HTTPClient.failingFast` (system trust) without one. Either fails a request at once
 /// when its connection cannot be made. Lives as long as the process.
-public func makeHTTPClient(caFile: String?) throws -> HTTPClient {
-    guard let caFile else { return .failingFast }
-    var tls = TLSConfiguration.makeClientConfiguration()
-    tls.additionalTrustRoots = [.file(caFile)]
-    _ = try NIOSSLCertificate.fromPEMFile(caFile)  // a clear error now rather than at the first request
-    var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-    configuration.connectionPool.retryConnectionEstablishment = false
+/// `connectionsPerHost`: the agent's --concurrency (the shared pool keeps 8 per host).
+public func makeHTTPClient(caFile: String?, connectionsPerHost: Int = 8) throws -> HTTPClient {
+    guard caFile != nil || connectionsPerHost != 8 else { return .failingFast }
+    var configuration = HTTPClient.Configuration.singletonConfiguration
+    if let caFile {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = [.file(caFile)]
+        _ = try NIOSSLCertificate.fromPEMFile(caFile)  // a clear error now rather than at the first request
+        configuration.tlsConfiguration = tls
+    }
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
+    configuration.apply(statetapBounds: ())
     return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
 }
 
@@ -65,7 +72,19 @@ extension HTTPClient {
     /// Lives as long as the process, as `.shared` does.
     public static let failingFast: HTTPClient = {
         var configuration = HTTPClient.Configuration.singletonConfiguration
-        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.apply(statetapBounds: ())
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
+}
+
+extension HTTPClient.Configuration {
+    /// What every statetap client needs: a refused connection fails at once (see `failingFast`); connects and
+    /// reads are bounded (AsyncHTTPClient's request timeout ends when the headers arrive: a body that stalls would
+    /// hold a prefetch slot or a migration past its deadline); redirects are not followed (the agent fetches
+    /// through its cache, never around it).
+    mutating func apply(statetapBounds: Void) {
+        connectionPool.retryConnectionEstablishment = false
+        timeout = .init(connect: .seconds(2), read: .seconds(5))
+        redirectConfiguration = .disallow
+    }
 }

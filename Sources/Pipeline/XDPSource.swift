@@ -199,7 +199,7 @@ final class LiveShared: Sendable {
 }
 
 @inline(__always)
-func realtimeNanoseconds() -> UInt64 {
+public func realtimeNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)

@@ -76,7 +76,7 @@ struct AgentCommand: AsyncParsableCommand {
         c.fetchTimeoutSeconds = Int64(fetchTimeout)
         c.maxBodyBytes = parseBytes(maxRequestBytes)!
         let client: HTTPClient
-        do { client = try makeHTTPClient(caFile: caFile) } catch {
+        do { client = try makeHTTPClient(caFile: caFile, connectionsPerHost: concurrency) } catch {
             log.error("--ca-file \(caFile ?? ""): \(error)")
             throw ExitCode(64)
         }

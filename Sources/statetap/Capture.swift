@@ -202,7 +202,9 @@ struct CaptureCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
-        try await group.run()
+        // Whatever ends the group, the capture is stopped and the journal closed (migrations' last marks first).
+        let ended = await Result { try await group.run() }
+        plane?.0.shutdown()
         let (summary, stats) = capture.finish()
         writer?.close()
         for e in capture.pcapErrors { log.error("--write-pcap stopped early: \(e)") }
@@ -216,6 +218,14 @@ struct CaptureCommand: AsyncParsableCommand {
         } else {
             print(text)
         }
+        try ended.get()
+    }
+}
+
+extension Result where Failure == any Error {
+    /// The outcome of an async throwing call.
+    init(_ body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
 

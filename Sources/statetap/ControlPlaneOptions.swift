@@ -42,6 +42,11 @@ struct ControlPlaneOptions: ParsableArguments {
         guard parseListenAddress(serve) != nil else {
             throw ValidationError("--serve takes HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), got '\(serve)'")
         }
+        if advertise == nil, let (host, port) = parseListenAddress(serve),
+           host == "0.0.0.0" || host == "::" || port == 0
+        {
+            throw ValidationError("--serve \(serve) does not say how agents reach this host: give --advertise URL (e.g. http://10.0.0.5:8080)")
+        }
         if prefetchMaxLinks < 0 { throw ValidationError("--prefetch-max-links must be >= 0") }
         if parseBytes(prefetchMaxBytes) == nil { throw ValidationError("--prefetch-max-bytes: '\(prefetchMaxBytes)' is not a size like 500M") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 1M") }

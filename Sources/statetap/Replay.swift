@@ -64,8 +64,16 @@ struct Replay: AsyncParsableCommand {
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: server), .init(service: done)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
-            try await group.run()
-            summary = try done.result()
+            do {
+                try await group.run()
+                controlPlane.shutdown()
+                summary = try done.result()
+            } catch {
+                controlPlane.shutdown()
+                writer?.close()
+                _ = journal.finish()
+                throw error
+            }
         } else {
             summary = try await onThread(replay)
         }

@@ -1,6 +1,7 @@
 import Decode
 import Foundation
 import Journal
+import Pipeline
 import Testing
 @testable import Migration
 
@@ -37,7 +38,7 @@ struct AgentResumeTests {
         options.flushMilliseconds = 10
         let writer = try JournalWriter(directory: dir, options: options)
         writer.start()
-        var ts = wallNanoseconds()
+        var ts = realtimeNanoseconds()
         func mark(_ p: MigrationPlan, _ status: String) {
             ts += 1
             writer.appendMarker(.migration(MigrationMark(id: p.migrationId, device: d, from: p.from, to: p.to, status: status,
