@@ -15,7 +15,7 @@ struct Statetap: AsyncParsableCommand {
             Start with `statetap demo`: it generates a capture of synthetic mobile-edge traffic and replays it.
             """,
         subcommands: [Replay.self, CaptureCommand.self, JournalCommand.self, StateCommand.self, Send.self, Generate.self,
-                      Demo.self, AgentCommand.self])
+                      Demo.self, AgentCommand.self, BenchMigration.self])
 }
 
 /// Options every command shares.
