@@ -236,6 +236,7 @@ func captureSamples(_ s: LiveStatistics) -> [ServiceMetrics.Sample] {
         .init("statetap_xdp_steered_total", .counter, Double(s.program.steered)),
         .init("statetap_xdp_passed_total", .counter, Double(s.program.passed)),
         .init("statetap_xdp_malformed_total", .counter, Double(s.program.malformed)),
+        .init("statetap_xdp_no_socket_total", .counter, Double(s.program.noSocket)),
     ]
     for q in s.queues {
         let l = [("queue", String(q.queue))]
@@ -244,6 +245,9 @@ func captureSamples(_ s: LiveStatistics) -> [ServiceMetrics.Sample] {
             .init("statetap_rx_bytes_total", .counter, Double(q.rxBytes), labels: l),
             .init("statetap_kernel_rx_dropped_total", .counter, Double(q.kernel.rxDropped), labels: l),
             .init("statetap_kernel_rx_ring_full_total", .counter, Double(q.kernel.rxRingFull), labels: l),
+            .init("statetap_kernel_fill_ring_empty_total", .counter, Double(q.kernel.rxFillRingEmpty), labels: l),
+            .init("statetap_kernel_rx_invalid_descs_total", .counter, Double(q.kernel.rxInvalidDescriptors), labels: l),
+            .init("statetap_fill_shortages_total", .counter, Double(q.fillShortages), labels: l),
             .init("statetap_ring_full_drops_total", .counter, Double(q.ringFullDrops), labels: l),
         ]
     }
