@@ -169,8 +169,9 @@ struct EndToEndTests {
     func agentNeverUp() async throws {
         let agentPort = try unusedPort()
         let cp = makeControlPlane(store: manyLinks(2), agent: "http://127.0.0.1:\(agentPort)")
-        let view = try cp.startMigration(MigrationRequest(device: testDevice, to: "edge-b", deadline: deadline(in: 1)), source: "api").view
-        let failed = try await eventually(within: 5, "the deadline") { cp.migration(view.id).flatMap { $0.status.isFinal ? $0 : nil } }
+        // 3 s: room for several attempts (100, 200, 400, 800 ms apart) even on a loaded machine.
+        let view = try cp.startMigration(MigrationRequest(device: testDevice, to: "edge-b", deadline: deadline(in: 3)), source: "api").view
+        let failed = try await eventually(within: 30, "the deadline") { cp.migration(view.id).flatMap { $0.status.isFinal ? $0 : nil } }
         #expect(failed.status == .failed)
         let detail = failed.detail ?? ""
         #expect(detail.contains("deadline passed during the transfer after \(failed.transfer.attempts) attempt(s)"), "\(detail)")
@@ -178,7 +179,7 @@ struct EndToEndTests {
         #expect(failed.transfer.attempts > 1, "\(detail)")
         #expect(detail.contains("Connection refused"), "\(detail)")
         let at = try #require(failed.timings.failedMs)
-        #expect(at > 800 && at < 3000, "failed at \(at) ms, the deadline was 1 s")
+        #expect(at > 2800 && at < 10_000, "failed at \(at) ms, the deadline was 3 s")
         #expect(failed.timings.readyMs == nil)
     }
 
