@@ -78,13 +78,18 @@ public enum JournalRecord: Sendable, Equatable {
         case id = 32, from, to, status2, detail, body
     }
 
-    /// Appends the record to `w`. Consuming: the fields are moved out of the record, not copied (the journal
-    /// thread encodes every record, and a copy would retain each of its strings).
-    consuming func encode(into w: inout ByteWriter) {
+    /// Appends the record to `w`; returns its device and timestamp. Consuming: the fields are moved out of the
+    /// record, not copied (the journal thread encodes every record, and a copy would retain each of its strings).
+    /// The journal thread takes the device and timestamp from here for the same reason: `device` and
+    /// `timestampNanoseconds` copy the whole payload out of the enum (perf: an outlined copy, ~4% of that thread).
+    @discardableResult
+    consuming func encode(into w: inout ByteWriter) -> (device: IPAddress, timestamp: UInt64) {
         let start = w.count
         w.u32(0)  // patched below
+        let key: (device: IPAddress, timestamp: UInt64)
         switch consume self {
         case .event(let e):
+            key = (e.device, e.timestampNanoseconds)
             w.u8(e.kind == .webLink ? RecordType.webLink.rawValue : RecordType.serverName.rawValue)
             w.u8(Self.version)
             w.u64(e.timestampNanoseconds)
@@ -113,9 +118,10 @@ public enum JournalRecord: Sendable, Equatable {
                 if let s = e.status { w.u8(Tag.status.rawValue); w.u16(2); w.u16(UInt16(truncatingIfNeeded: s)) }
                 if let c = e.cacheable { w.u8(Tag.cacheable.rawValue); w.u16(1); w.u8(c ? 1 : 0) }
                 field(.proxy, e.proxy)
-                for (name, value) in e.responseHeaders { w.header(Tag.header.rawValue, name: name, value: value) }
+                w.headers(Tag.header.rawValue, e.responseHeaders)
             }
         case .migration(let m):
+            key = (m.device, m.timestampNanoseconds)
             w.u8(RecordType.migration.rawValue)
             w.u8(Self.version)
             w.u64(m.timestampNanoseconds)
@@ -126,6 +132,7 @@ public enum JournalRecord: Sendable, Equatable {
             w.field(Tag.status2.rawValue, m.status)
             if let d = m.detail { w.field(Tag.detail.rawValue, d) }
         case .plan(let p):
+            key = (p.device, p.timestampNanoseconds)
             w.u8(RecordType.plan.rawValue)
             w.u8(Self.version)
             w.u64(p.timestampNanoseconds)
@@ -140,6 +147,7 @@ public enum JournalRecord: Sendable, Equatable {
             } while !rest.isEmpty
         }
         w.patch32(UInt32(w.count - start - Self.headerSize), at: start)
+        return key
     }
 
     /// Reads one record from `r`; nil when it is cut or malformed (the reader then skips `length` bytes).

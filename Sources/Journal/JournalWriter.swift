@@ -48,6 +48,8 @@ public struct JournalOptions: Sendable {
     /// … or this long after its first record.
     public var flushMilliseconds = 200
     public var fsync = FsyncPolicy.interval(milliseconds: 1000)
+    /// LZ4's acceleration (1 is its default; higher is faster and compresses less).
+    public var lz4Acceleration = 1
     /// A segment is closed (and indexed) once it reaches this size.
     public var segmentBytes = 64 << 20
     /// Closed segments whose last write is older than this are removed.
@@ -207,9 +209,11 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     /// Queues a record (one producer thread only). False when it was dropped because the queue was full.
+    /// Consuming: the record moves to the journal thread, which releases it; a copy would retain each of its strings
+    /// here and release them there, every one a cache line passed between the two cores.
     @discardableResult
-    public func append(_ record: JournalRecord) -> Bool {
-        var pending: JournalRecord? = record
+    public func append(_ record: consuming JournalRecord) -> Bool {
+        var pending: JournalRecord? = consume record
         var backoff = Backoff()
         while let r = pending.take() {
             guard let back = ring.enqueue(r) else {
@@ -285,10 +289,8 @@ public final class JournalWriter: @unchecked Sendable {
 
     private func take(_ record: consuming JournalRecord) {
         if batchRecords == 0 { batchStarted = monotonicNanoseconds() }
-        let ts = record.timestampNanoseconds
-        let device = record.device
-        observer?(record)
-        record.encode(into: &batch)
+        if let observer { observer(record) }
+        let (device, ts) = record.encode(into: &batch)
         batchRecords += 1
         batchFirst = min(batchFirst, ts)
         batchLast = max(batchLast, ts)
@@ -320,7 +322,8 @@ public final class JournalWriter: @unchecked Sendable {
         let frameLength: Int
         do throws(JournalError) {
             frameLength = try batch.withUnsafeBytes { raw throws(JournalError) in
-                try LZ4Frame.compress(raw, into: &output, prefix: SegmentFormat.envelopeSize)
+                try LZ4Frame.compress(raw, into: &output, prefix: SegmentFormat.envelopeSize,
+                                      acceleration: options.lz4Acceleration)
             }
         } catch {
             stats.droppedWriteError &+= UInt64(batchRecords)

@@ -4,15 +4,17 @@ import CLZ4
 /// each batch. A frame is self-describing (`lz4 -d` reads a segment), and a flipped bit fails its checksum.
 enum LZ4Frame {
     /// Compresses `source` into one frame written into `out` after `prefix` bytes left for the caller (the batch
-    /// envelope); `out` is reused from batch to batch. Returns the frame's length.
-    static func compress(_ source: UnsafeRawBufferPointer, into out: inout [UInt8], prefix: Int) throws(JournalError) -> Int {
+    /// envelope); `out` is reused from batch to batch. Returns the frame's length. `acceleration` is LZ4's (1 is its
+    /// default); the frame API takes it as a negative level, -level + 1 (lz4frame.c).
+    static func compress(_ source: UnsafeRawBufferPointer, into out: inout [UInt8], prefix: Int,
+                         acceleration: Int = 1) throws(JournalError) -> Int {
         var prefs = LZ4F_preferences_t()
         prefs.frameInfo.blockSizeID = LZ4F_max256KB
         prefs.frameInfo.blockMode = LZ4F_blockLinked
         prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
         prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled
         prefs.frameInfo.contentSize = UInt64(source.count)
-        prefs.compressionLevel = 0
+        prefs.compressionLevel = Int32(1 - max(1, min(acceleration, 64)))
         let bound = LZ4F_compressFrameBound(source.count, &prefs)
         if out.count < prefix + bound { out = [UInt8](repeating: 0, count: prefix + bound) }
         let n = out.withUnsafeMutableBytes { dst in

@@ -16,7 +16,8 @@ final class FlowSink: @unchecked Sendable {
     let inputs: [SPSCRing<FlowRecord>]
     let eventInputs: [SPSCRing<StateEvent>]
     /// Called on the sink thread for every event (e.g. the JSONL writer).
-    let eventObserver: (@Sendable (StateEvent) -> Void)?
+    /// Takes each event (moved, not copied: the journal keeps it, and a copy would retain every string in it).
+    let eventObserver: (@Sendable (consuming StateEvent) -> Void)?
     var serverNameEvents: UInt64 = 0
     var webLinkEvents: UInt64 = 0
     var flows: UInt64 = 0
@@ -29,7 +30,7 @@ final class FlowSink: @unchecked Sendable {
     let observer: (@Sendable (FlowRecord) -> Void)?
 
     init(inputs: [SPSCRing<FlowRecord>], events: [SPSCRing<StateEvent>] = [],
-         observer: (@Sendable (FlowRecord) -> Void)?, eventObserver: (@Sendable (StateEvent) -> Void)? = nil)
+         observer: (@Sendable (FlowRecord) -> Void)?, eventObserver: (@Sendable (consuming StateEvent) -> Void)? = nil)
     {
         self.inputs = inputs
         self.eventInputs = events
@@ -61,7 +62,7 @@ final class FlowSink: @unchecked Sendable {
         }
     }
 
-    private func absorb(_ e: StateEvent) {
+    private func absorb(_ e: consuming StateEvent) {
         switch e.kind {
         case .serverName: serverNameEvents &+= 1
         case .webLink: webLinkEvents &+= 1

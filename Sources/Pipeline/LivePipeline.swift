@@ -95,7 +95,7 @@ public final class LivePipeline: @unchecked Sendable {
 
     public init(configuration c: PipelineConfiguration, live: LiveConfiguration,
                 onFlow: (@Sendable (FlowRecord) -> Void)? = nil,
-                onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws(CaptureError)
+                onEvent: (@Sendable (consuming StateEvent) -> Void)? = nil) throws(CaptureError)
     {
         do { try c.validate() } catch { throw CaptureError(.invalidConfiguration, error.message) }
         try live.socket.validate()

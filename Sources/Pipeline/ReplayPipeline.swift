@@ -82,7 +82,7 @@ public final class ReplayPipeline {
     public func run(files: [String], progressIntervalNanoseconds: UInt64 = 0,
                     progress: (PipelineProgress) -> Void = { _ in },
                     onFlow: (@Sendable (FlowRecord) -> Void)? = nil,
-                    onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws -> PipelineSummary
+                    onEvent: (@Sendable (consuming StateEvent) -> Void)? = nil) throws -> PipelineSummary
     {
         let readers = try files.map { try CaptureFileReader(path: $0) }
         let c = configuration

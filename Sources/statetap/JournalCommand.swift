@@ -176,8 +176,9 @@ struct JournalCommand: ParsableCommand {
         @Option var batch = 64
         @Option var segmentSize = 1
         @Option var padding = 200
+        @Option var lz4Acceleration = JournalOptions().lz4Acceleration
         @Flag(help: "Realistic records (Journal.SampleRecords) instead of numbered ones.") var sample = false
-        @Option(help: "With --sample: build this many records first and append them in turn (the writer alone is measured, as in JournalBenchmark).")
+        @Option(help: "With --sample: build this many records first and append them in turn (the writer alone is measured, as in JournalBenchmark). When at least --records, each is appended once and moved, as the pipeline's sink hands its events over; otherwise each append is a copy.")
         var prebuilt = 0
 
         func run() throws {
@@ -185,6 +186,7 @@ struct JournalCommand: ParsableCommand {
             guard let policy = FsyncPolicy(argument: fsync) else { throw ValidationError("bad --fsync") }
             options.fsync = policy
             options.batchRecords = batch
+            options.lz4Acceleration = lz4Acceleration
             options.flushMilliseconds = 5
             options.segmentBytes = segmentSize << 20
             options.dropWhenFull = false
@@ -198,10 +200,16 @@ struct JournalCommand: ParsableCommand {
             var samples = SampleRecords()
             // Unbuffered: the test reads what was printed before the process was killed.
             func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
-            let ready = sample && prebuilt > 0 ? (0..<prebuilt).map { samples.record($0) } : []
+            var ready: [JournalRecord?] = sample && prebuilt > 0 ? (0..<prebuilt).map { samples.record($0) } : []
+            let moved = prebuilt >= records
+            let started = monotonicNanoseconds()
             for i in 0..<records {
                 if !ready.isEmpty {
-                    writer.append(ready[i % ready.count])
+                    if moved {
+                        writer.append(ready[i].take()!)
+                    } else {
+                        writer.append(ready[i % ready.count]!)
+                    }
                     continue
                 }
                 var e = StateEvent(kind: .webLink, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i),
@@ -218,8 +226,10 @@ struct JournalCommand: ParsableCommand {
                 }
             }
             writer.finish()
+            let seconds = Double(monotonicNanoseconds() &- started) / 1e9
             let s = writer.currentStats
             emit("acked \(s.acknowledged)")
+            emit("appended \(records) in \(seconds) s: \(Int(Double(records) / seconds)) records/s")
             emit("done written \(s.written) dropped_disk_full \(s.droppedDiskFull) episodes \(s.diskFullEpisodes)")
         }
     }

@@ -92,7 +92,7 @@ struct Replay: AsyncParsableCommand {
 
 /// Runs the pipeline with progress on standard error; shared by `replay` and `demo`.
 func runReplay(files: [String], configuration: PipelineConfiguration, progressInterval: Double,
-               log: Logger, onEvent: (@Sendable (StateEvent) -> Void)? = nil) throws -> PipelineSummary
+               log: Logger, onEvent: (@Sendable (consuming StateEvent) -> Void)? = nil) throws -> PipelineSummary
 {
     let pipeline = try ReplayPipeline(configuration: configuration)
     log.info("replaying \(files.count) file(s) with \(configuration.workers) worker(s)")

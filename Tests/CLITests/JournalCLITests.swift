@@ -184,6 +184,7 @@ struct JournalCLITests {
         (["replay", "/dev/null", "--journal", "/tmp/j", "--fsync", "sometimes"], "--fsync must be never, batch or interval:MS"),
         (["replay", "/dev/null", "--journal", "/tmp/j", "--retain-bytes", "12Q"], "--retain-bytes must be a size"),
         (["replay", "/dev/null", "--journal", "/tmp/j", "--segment-size", "0"], "--segment-size must be 1...4095 MB"),
+        (["replay", "/dev/null", "--journal", "/tmp/j", "--journal-lz4-acceleration", "0"], "--journal-lz4-acceleration must be 1...64, got 0"),
         (["journal", "verify", "/nonexistent/journal"], "no journal directory at /nonexistent/journal"),
         (["journal", "dump", "/tmp", "--since", "yesterday"], "--since takes seconds since the epoch or an ISO 8601 time"),
         (["state", "show", "not-an-address", "--journal", "/tmp"], "not an IPv4 or IPv6 address"),

@@ -252,6 +252,90 @@ struct JournalTests {
     }
 }
 
+@Suite("Journal encoding details")
+struct JournalEncodingTests {
+    /// The header names of an encoded web link, in the order they were written.
+    static func headerNames(_ e: StateEvent) -> [String] {
+        var w = ByteWriter()
+        JournalRecord.event(e).encode(into: &w)
+        return w.withUnsafeBytes { raw in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[JournalRecord.headerSize...]))
+            _ = r.u64(); _ = r.address(); _ = r.address(); _ = r.u16(); _ = r.address(); _ = r.u16()
+            let nv = Int(r.u8()!)
+            for _ in 0..<nv { _ = r.u16() }
+            _ = r.u8(); _ = r.u32()
+            var names: [String] = []
+            while r.remaining > 0 {
+                let tag = r.u8()!, n = Int(r.u16()!), v = r.view(n)!
+                if tag == 23 { names.append(String(decoding: v[1..<1 + Int(v[0])], as: UTF8.self)) }
+            }
+            return names
+        }
+    }
+
+    @Test("response headers are written in one order whatever the dictionary's, known names first, others after; they read back the same")
+    func headerOrder() throws {
+        var e = webLink(1)
+        let known = HeaderOrder.names.map { $0.description }
+        var headers: [String: String] = [:]
+        for (i, name) in known.reversed().enumerated() { headers[name] = "v\(i)" }
+        headers["x-served-by"] = "cache-fra"
+        headers["alt-svc"] = "h3=\":443\""
+        e.responseHeaders = headers
+        let names = Self.headerNames(e)
+        #expect(Array(names.prefix(known.count)) == known)
+        #expect(Set(names.dropFirst(known.count)) == ["x-served-by", "alt-svc"])
+        // The same headers built in other orders (other dictionaries, other iteration orders) encode the same.
+        for _ in 0..<20 {
+            var other: [String: String] = [:]
+            for (name, value) in headers.shuffled() { other[name] = value }
+            var shuffled = e
+            shuffled.responseHeaders = other
+            #expect(Array(Self.headerNames(shuffled).prefix(known.count)) == known)
+        }
+        // A name that looks like a known one by its length and first byte is not taken for it.
+        e.responseHeaders = ["etag": "1", "eta9": "2", "cache-contro1": "3", "age": "4"]
+        #expect(Array(Self.headerNames(e).prefix(2)) == ["etag", "age"])
+        var all = webLink(2)
+        all.responseHeaders = headers
+        let dir = TempDirectory()
+        _ = try write([.event(e), .event(all)], to: dir)
+        #expect(try readAll(dir).0 == [.event(e), .event(all)])
+    }
+
+    @Test("the device set numbers devices in insertion order, tells IPv4 from IPv6 with the same bits, and empties by generation")
+    func deviceSet() {
+        var set = DeviceSet(capacity: 4)
+        let v4 = IPAddress(ipv4: 0x0A00_0001)
+        let v6 = IPAddress(high: 0, low: 0x0A00_0001, isIPv6: true)
+        #expect(set.insert(v4) == 0)
+        #expect(set.insert(v6) == 1)
+        #expect(set.insert(v4) == 0)
+        // Past its capacity it grows and keeps the numbers.
+        for i in 0..<1000 { #expect(set.insert(IPAddress(ipv4: 0x0A01_0000 + UInt32(i))) == 2 + i) }
+        #expect(set.insert(v6) == 1)
+        #expect(set.members.count == 1002)
+        for round in 0..<3 {
+            set.removeAll()
+            #expect(set.members.isEmpty)
+            #expect(set.insert(IPAddress(ipv4: 0x0A01_0005)) == 0, "round \(round)")
+            #expect(set.insert(v6) == 1)
+            #expect(set.insert(IPAddress(ipv4: 0x0A01_0005)) == 0)
+            #expect(set.members == [IPAddress(ipv4: 0x0A01_0005), v6])
+        }
+    }
+
+    @Test("every LZ4 acceleration writes frames that read back and verify", arguments: [1, 2, 8, 64])
+    func acceleration(_ a: Int) throws {
+        let dir = TempDirectory()
+        let records = (0..<3000).map { JournalRecord.event(webLink($0, device: "10.45.0.\($0 % 50)")) }
+        let w = try write(records, to: dir) { $0.lz4Acceleration = a; $0.batchRecords = 500 }
+        #expect(w.currentStats.compressedBytes < w.currentStats.rawBytes)
+        #expect(try readAll(dir).0 == records)
+        #expect(try JournalReader(directory: dir.path).verify().damages.isEmpty)
+    }
+}
+
 @Suite("Per-device state store")
 struct StateStoreTests {
     @Test("links deduplicated by URL with hits and validators; ranking puts cacheable first, then recency x frequency")
