@@ -376,8 +376,13 @@ public final class ControlPlane: Sendable {
             if stopped(id) { return }
             let remaining = deadline.timeIntervalSinceNow
             if remaining <= 0 {
-                let last = migration(id)?.transfer.lastError ?? "none"
-                _ = setStatus(id, .failed, detail: "deadline passed during the transfer after \(attempt) attempt(s); last error: \(last)")
+                // With no attempt made (a deadline already past when the transfer began), say so rather than
+                // "last error: none".
+                let detail = attempt == 0
+                    ? "deadline passed before the plan could be sent to the agent (no attempt made)"
+                    : "deadline passed during the transfer after \(attempt) attempt(s); last error: "
+                        + (migration(id)?.transfer.lastError ?? "none reported")
+                _ = setStatus(id, .failed, detail: detail)
                 return
             }
             attempt += 1
