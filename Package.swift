@@ -121,7 +121,7 @@ let package = Package(
             "Migration", "Journal", "Pipeline", "Decode",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode", "Extract"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
