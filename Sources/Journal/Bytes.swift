@@ -94,16 +94,19 @@ struct ByteWriter: ~Copyable {
 
     /// A header field: u8 tag, u16 length, u8 name length, name, value.
     mutating func header(_ tag: UInt8, name: String, value: String) {
-        Self.withUTF8(name) { nb in
-            Self.withUTF8(value) { vb in
-                let nl = min(nb.count, 255)
-                let vl = min(vb.count, Int(UInt16.max) - 1 - nl)
-                u8(tag)
-                u16(UInt16(1 + nl + vl))
-                u8(UInt8(nl))
-                raw(nb, limit: nl)
-                raw(vb, limit: vl)
-            }
+        Self.withUTF8(name) { header(tag, name: $0, value: value) }
+    }
+
+    /// `header` for a name already read as UTF-8.
+    private mutating func header(_ tag: UInt8, name nb: UnsafeRawBufferPointer, value: String) {
+        Self.withUTF8(value) { vb in
+            let nl = min(nb.count, 255)
+            let vl = min(vb.count, Int(UInt16.max) - 1 - nl)
+            u8(tag)
+            u16(UInt16(1 + nl + vl))
+            u8(UInt8(nl))
+            raw(nb, limit: nl)
+            raw(vb, limit: vl)
         }
     }
 
@@ -125,9 +128,12 @@ struct ByteWriter: ~Copyable {
             var inOrder = true
             for (name, value) in headers {
                 let start = count
-                var slot = Self.withUTF8(name) { HeaderOrder.slot(of: $0) } ?? -1
+                // The name is read once: to find its slot and to write it.
+                var slot = Self.withUTF8(name) { nb in
+                    header(tag, name: nb, value: value)
+                    return HeaderOrder.slot(of: nb) ?? -1
+                }
                 if slot < 0 { slot = nextOther; nextOther += 1 }
-                header(tag, name: name, value: value)
                 pieces[2 * slot] = start - regionStart
                 pieces[2 * slot + 1] = count - start
                 present |= 1 << UInt64(slot)
