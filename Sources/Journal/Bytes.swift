@@ -284,6 +284,9 @@ enum HeaderOrder {
         "x-cache", "x-cache-status", "server", "pragma", "date",
     ]
 
+    /// Places of the names the state store keeps (`names` order).
+    static let cacheControl = 0, expires = 1, etag = 2, lastModified = 3, vary = 4, contentType = 5, contentLength = 6
+
     /// The place of a header name in `names`, nil for another name.
     @inline(__always)
     static func slot(of name: UnsafeRawBufferPointer) -> Int? {

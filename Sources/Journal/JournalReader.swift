@@ -118,8 +118,10 @@ public struct JournalReader {
     {
         var report = JournalReadReport()
         let decoder = LZ4FrameDecoder()
+        let everything = device == nil && from == 0 && to == .max
         func wanted(_ r: JournalRecord) -> Bool {
-            (device == nil || r.device == device!) && r.timestampNanoseconds >= from && r.timestampNanoseconds <= to
+            // Reading a record's device or time copies its payload out of the enum: not done when all are wanted.
+            everything || (device == nil || r.device == device!) && r.timestampNanoseconds >= from && r.timestampNanoseconds <= to
         }
         for n in try segments() {
             let name = SegmentFormat.fileName(n)
@@ -137,7 +139,7 @@ public struct JournalReader {
                     for offset in offsets {
                         try readBatch(path: path, name: name, offset: Int(offset), device: device, decoder: decoder,
                                       report: &report) {
-                            for r in $0 where wanted(r) { visit(r) }
+                            Self.each($0, where: wanted, visit)
                         }
                     }
                     continue
@@ -148,13 +150,20 @@ public struct JournalReader {
             report.bytesRead += bytes.count
             let scan = bytes.withUnsafeBytes { raw in
                 SegmentScan.scan(raw, decoder: decoder, onlyDevice: device) { _, records in
-                    for r in records where wanted(r) { visit(r) }
+                    Self.each(records, where: wanted, visit)
                 }
             }
             report.batchesRead += scan.batches
             for d in scan.damages { report.damages.append(JournalDamage(segment: name, offset: d.offset, reason: d.reason)) }
         }
         return report
+    }
+
+    /// Calls `visit` with each wanted record where it lies in `records`: `for r in records` copied each one out,
+    /// which retained and released every string of every record (the state store's rebuild reads them all).
+    private static func each(_ records: [JournalRecord], where wanted: (JournalRecord) -> Bool,
+                             _ visit: (JournalRecord) throws -> Void) rethrows {
+        for i in records.indices where wanted(records[i]) { try visit(records[i]) }
     }
 
     /// Every record of segment `n`, in order (damaged batches reported and skipped).

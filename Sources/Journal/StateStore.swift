@@ -118,7 +118,10 @@ public final class StateStore: Sendable {
 
     public init(limits: StoreLimits = StoreLimits()) { self.limits = limits }
 
-    /// Applies one record (events add state; markers do not change it).
+    /// Applies one record (events add state; markers do not change it). On the journal thread this runs for every
+    /// record the journal takes, so each level (device, application, link) is found with one hash and changed where
+    /// it lies through its index: a `dict[key] == nil` test, an insert and a `dict[key]!` change hashed the key
+    /// three times (the URL's SipHash at every level of a web link).
     public func apply(_ record: JournalRecord) {
         guard case .event(let e) = record else {
             state.withLock { $0.stats.recordsApplied &+= 1 }
@@ -128,13 +131,15 @@ public final class StateStore: Sendable {
             s.stats.recordsApplied &+= 1
             s.clock &+= 1
             let ts = e.timestampNanoseconds
-            // Device, application and link are changed where they lie (`dict[key]!` is modified in place), never
-            // copied out and written back: a copy would copy its links on the first write.
-            if s.devices[e.device] == nil {
+            let i: Dictionary<IPAddress, Device>.Index
+            if let found = s.devices.index(forKey: e.device) {
+                i = found
+            } else {
                 s.stats.devices += 1
                 s.devices[e.device] = Device(address: e.device, firstSeen: ts, lastSeen: ts, touched: 0)
+                i = s.devices.index(forKey: e.device)!
             }
-            Self.update(&s.devices[e.device]!, with: e, clock: s.clock, stats: &s.stats, limits: limits)
+            Self.update(&s.devices.values[i], with: e, clock: s.clock, stats: &s.stats, limits: limits)
             if s.devices.count > limits.maxDevices {
                 // Least recently touched out, a tenth of the limit at a time (the device just seen is the most
                 // recent, so it stays).
@@ -161,13 +166,17 @@ public final class StateStore: Sendable {
         let proxy = e.kind == .webLink ? e.proxy : nil
         let id = proxy != nil ? AppID(proxy: proxy, server: .none, port: 0, host: host)
             : AppID(proxy: nil, server: e.server, port: e.serverPort, host: host)
-        if d.apps[id] == nil {
+        let i: Dictionary<AppID, AppState>.Index
+        if let found = d.apps.index(forKey: id) {
+            i = found
+        } else {
             stats.apps += 1
             let server = endpointText(e.server, e.serverPort)
             let key = AppKey(endpoint: proxy ?? server, host: host ?? e.server.description)
             d.apps[id] = AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
+            i = d.apps.index(forKey: id)!
         }
-        update(&d.apps[id]!, with: e, stats: &stats, limits: limits)
+        update(&d.apps.values[i], with: e, stats: &stats, limits: limits)
         if d.apps.count > limits.maxAppsPerDevice {
             for oldID in leastRecent(d.apps, keep: limits.maxAppsPerDevice, age: { $0.lastSeen }) {
                 guard let old = d.apps.removeValue(forKey: oldID) else { continue }
@@ -193,11 +202,15 @@ public final class StateStore: Sendable {
         }
         if let p = e.proxy { app.proxy = p }
         guard let url = e.url else { return }
-        if app.links[url] == nil {
+        let i: Dictionary<String, LinkState>.Index
+        if let found = app.links.index(forKey: url) {
+            i = found
+        } else {
             stats.links += 1
             app.links[url] = LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts, lastSeen: ts)
+            i = app.links.index(forKey: url)!
         }
-        update(&app.links[url]!, with: e)
+        update(&app.links.values[i], with: e)
         if app.links.count > limits.maxLinksPerApp {
             let old = leastRecent(app.links, keep: limits.maxLinksPerApp, age: { $0.lastSeen })
             for k in old { app.links[k] = nil }
@@ -215,17 +228,32 @@ public final class StateStore: Sendable {
         link.lastSeen = max(link.lastSeen, ts)
         link.method = e.method ?? link.method
         guard let status = e.status else { return }
-        // The newest response describes the object; a request without one keeps the last.
-        let h = e.responseHeaders
+        // The newest response describes the object; a request without one keeps the last. Its headers are read
+        // in one pass over the event's dictionary, each name placed by `HeaderOrder` (seven lookups hashed seven
+        // names).
         link.status = status
         link.cacheable = e.cacheable
-        link.cacheControl = h["cache-control"]
-        link.expires = h["expires"]
-        link.etag = h["etag"]
-        link.lastModified = h["last-modified"]
-        link.vary = h["vary"]
-        link.contentType = h["content-type"]
-        link.contentLength = h["content-length"].flatMap { Int($0) }
+        var cacheControl: String?, expires: String?, etag: String?, lastModified: String?, vary: String?
+        var contentType: String?, contentLength: String?
+        for (name, value) in e.responseHeaders {
+            switch ByteWriter.withUTF8(name, { HeaderOrder.slot(of: $0) }) {
+            case HeaderOrder.cacheControl: cacheControl = value
+            case HeaderOrder.expires: expires = value
+            case HeaderOrder.etag: etag = value
+            case HeaderOrder.lastModified: lastModified = value
+            case HeaderOrder.vary: vary = value
+            case HeaderOrder.contentType: contentType = value
+            case HeaderOrder.contentLength: contentLength = value
+            default: break
+            }
+        }
+        link.cacheControl = cacheControl
+        link.expires = expires
+        link.etag = etag
+        link.lastModified = lastModified
+        link.vary = vary
+        link.contentType = contentType
+        link.contentLength = contentLength.flatMap { Int($0) }
     }
 
     /// The keys of the least recent entries (smallest `age`) to remove from `d`, which has grown past `keep`:

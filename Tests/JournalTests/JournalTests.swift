@@ -365,6 +365,41 @@ struct StateStoreTests {
         #expect(zip(ranked.dropLast(), ranked.dropLast().dropFirst()).allSatisfy { $0.score >= $1.score })
     }
 
+    @Test("a link takes the newest response's headers: each kept field, none left from an older response")
+    func linkHeaders() throws {
+        let store = StateStore()
+        var first = webLink(1)
+        first.responseHeaders = ["cache-control": "public, max-age=60", "expires": "Thu, 26 Nov 2026 10:00:00 GMT",
+                                 "etag": "\"v1\"", "last-modified": "Wed, 25 Nov 2026 10:00:00 GMT",
+                                 "vary": "Accept-Encoding", "content-type": "image/png", "content-length": "1234",
+                                 "via": "1.1 edge-a", "x-other": "ignored"]
+        store.apply(.event(first))
+        let device = IPAddress("10.45.0.9")!
+        func link() throws -> LinkState {
+            let apps = try #require(store.snapshot(device: device)).apps
+            return try #require(apps.first?.links[first.url!])
+        }
+        var l = try link()
+        #expect(l.cacheControl == "public, max-age=60" && l.expires == "Thu, 26 Nov 2026 10:00:00 GMT")
+        #expect(l.etag == "\"v1\"" && l.lastModified == "Wed, 25 Nov 2026 10:00:00 GMT")
+        #expect(l.vary == "Accept-Encoding" && l.contentType == "image/png" && l.contentLength == 1234)
+        // A newer response of the same URL with fewer headers: what it lacks is gone, a bad length is nil.
+        var second = webLink(2)
+        second.url = first.url
+        second.responseHeaders = ["etag": "\"v2\"", "content-length": "12x"]
+        store.apply(.event(second))
+        l = try link()
+        #expect(l.hits == 2 && l.etag == "\"v2\"" && l.contentLength == nil)
+        #expect(l.cacheControl == nil && l.expires == nil && l.lastModified == nil && l.vary == nil
+            && l.contentType == nil)
+        // An older response (it arrived late) changes only the counts.
+        var older = webLink(0)
+        older.url = first.url
+        store.apply(.event(older))
+        l = try link()
+        #expect(l.hits == 3 && l.etag == "\"v2\"" && l.firstSeen == older.timestampNanoseconds)
+    }
+
     @Test("bounded: least recently seen devices and links go first, every eviction counted")
     func bounds() {
         var limits = StoreLimits()
