@@ -12,8 +12,9 @@ LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl jq)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
 if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
 if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi
-# Benchmarks: nDPI's ndpiReader is the side-by-side reference; the live benchmark builds a C AF_XDP receiver (gcc).
-if [[ "${1:-}" == "--bench" ]]; then PACKAGES+=(libndpi-bin gcc "${LIVE[@]}"); fi
+# Benchmarks: nDPI's ndpiReader is the side-by-side reference; the live benchmark builds a C AF_XDP receiver (gcc);
+# journal-ceiling.sh builds a C LZ4 reference (gcc) and reads a segment with the lz4 tool.
+if [[ "${1:-}" == "--bench" ]]; then PACKAGES+=(libndpi-bin gcc lz4 "${LIVE[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
