@@ -112,8 +112,10 @@ public struct JournalReader {
 
     /// Every record for `device` (all devices when nil) with a timestamp in `from...to`, oldest segment first.
     /// With `useIndex`, closed segments are skipped by their time range and only the batches holding the device
-    /// are read; segments without a valid index are scanned whole.
+    /// are read; segments without a valid index are scanned whole. `afterSegment`: only the segments numbered
+    /// after it (what a state store checkpoint does not hold).
     public func read(device: IPAddress? = nil, from: UInt64 = 0, to: UInt64 = .max, useIndex: Bool = true,
+                     afterSegment: UInt64 = 0,
                      visit: (JournalRecord) -> Void) throws(JournalError) -> JournalReadReport
     {
         var report = JournalReadReport()
@@ -123,7 +125,7 @@ public struct JournalReader {
             // Reading a record's device or time copies its payload out of the enum: not done when all are wanted.
             everything || (device == nil || r.device == device!) && r.timestampNanoseconds >= from && r.timestampNanoseconds <= to
         }
-        for n in try segments() {
+        for n in try segments() where n > afterSegment {
             let name = SegmentFormat.fileName(n)
             let path = directory + "/" + name
             if useIndex, let index = index(n) {

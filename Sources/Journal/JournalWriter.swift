@@ -119,6 +119,9 @@ public final class JournalWriter: @unchecked Sendable {
     /// Called on the journal thread with every record it takes (written, or dropped for a full disk): the state
     /// store follows the traffic even when the disk does not.
     private let observer: (@Sendable (JournalRecord) -> Void)?
+    /// Called on the journal thread when a segment has closed (fsync'd, indexed), with its number: every record
+    /// the observer was given up to then is in that segment or an earlier one (the state store's checkpoint).
+    private let segmentClosed: (@Sendable (UInt64) -> Void)?
     private let log: @Sendable (String) -> Void
 
     private let ring: SPSCRing<JournalRecord>
@@ -169,11 +172,13 @@ public final class JournalWriter: @unchecked Sendable {
     /// torn tail, indexes segments left unindexed, applies retention. Writing starts with `start()`.
     public init(directory: String, options: JournalOptions = JournalOptions(),
                 observer: (@Sendable (JournalRecord) -> Void)? = nil,
+                segmentClosed: (@Sendable (UInt64) -> Void)? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws(JournalError)
     {
         self.directory = directory
         self.options = options
         self.observer = observer
+        self.segmentClosed = segmentClosed
         self.log = log
         try Files.makeDirectory(directory)
         lockFD = try Files.lock(directory)
@@ -477,6 +482,7 @@ public final class JournalWriter: @unchecked Sendable {
                 + "(readers scan the segment; the index is rebuilt at the next start)")
         }
         stats.segmentsClosed &+= 1
+        segmentClosed?(segmentNumber)
         segmentNumber += 1
         segmentLength = 0
     }

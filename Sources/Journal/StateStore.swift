@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Bounds of the state store: least recently used out first, every eviction counted.
-public struct StoreLimits: Sendable {
+public struct StoreLimits: Sendable, Equatable {
     public var maxDevices = 100_000
     public var maxAppsPerDevice = 256
     public var maxLinksPerApp = 1000
@@ -91,14 +91,14 @@ public struct StoreStats: Sendable, Equatable {
 public final class StateStore: Sendable {
     /// An application's identity as looked up per record: no string is built for it (`AppKey`, the printable
     /// form, is made once when the application is first seen).
-    private struct AppID: Hashable {
+    struct AppID: Hashable {
         var proxy: String?
         var server: IPAddress
         var port: UInt16
         var host: String?
     }
 
-    private struct Device {
+    struct Device {
         var address: IPAddress
         var apps: [AppID: AppState] = [:]
         var firstSeen: UInt64
@@ -107,14 +107,14 @@ public final class StateStore: Sendable {
         var touched: UInt64
     }
 
-    private struct State {
+    struct State {
         var devices: [IPAddress: Device] = [:]
         var clock: UInt64 = 0
         var stats = StoreStats()
     }
 
     public let limits: StoreLimits
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init(limits: StoreLimits = StoreLimits()) { self.limits = limits }
 

@@ -91,15 +91,26 @@ struct JournalCommand: ParsableCommand {
                 ("compression_ratio", (ratio * 100).rounded() / 100),
                 ("first", v.firstTimestamp.map(isoTime) ?? "none"), ("last", v.lastTimestamp.map(isoTime) ?? "none"),
                 ("damages", v.damages.count), ("missing_indexes", v.missingIndexes.count),
+                ("state_store_checkpoint", checkpoint()),
             ]
             print(json ? jsonObject(fields) : textLines(fields))
+        }
+
+        /// The state store checkpoint: the segments it covers, or why a start would not use it.
+        private func checkpoint() -> String {
+            do throws(JournalError) {
+                guard let c = try StoreCheckpoint.inspect(directory: directory) else { return "none" }
+                return "segments up to \(c.segment), \(c.devices) devices, \(c.bytes) bytes"
+            } catch {
+                return "not usable: \(error.message)"
+            }
         }
     }
 
     struct Compact: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rewrite the journal into full segments: small segments merged, damaged batches dropped (reported), every index rebuilt.",
-            discussion: "Takes the journal's lock: no capture or replay may be writing to it.")
+            discussion: "Takes the journal's lock: no capture or replay may be writing to it. Removes the state store checkpoint (the copy moves old records into new segments): the next start rebuilds the store from every record, and checkpoints again.")
         @Argument(help: "Journal directory.") var directory: String
         @Option(help: "Segment size in MB for the rewritten segments.") var segmentSize = 64
 
@@ -125,6 +136,9 @@ struct JournalCommand: ParsableCommand {
             // Crash-atomic: the marker says which segments are the copy until every record is on disk, then which
             // are the originals; whoever opens the journal after a crash settles it (see CompactionMarker).
             var marker = CompactionMarker(state: .copying, old: old, firstNew: writer.firstSegmentNumber)
+            // The copy puts old records in new segments, after any state store checkpoint's: it would count them
+            // twice, so it goes first (the next start rebuilds the store from every record, and checkpoints again).
+            StoreCheckpoint.remove(directory: directory)
             try journalCall { () throws(JournalError) in try marker.write(directory: directory) }
             writer.start()
             var copied = 0

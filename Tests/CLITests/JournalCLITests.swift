@@ -78,6 +78,7 @@ struct JournalCLITests {
         let stats = try statetap(["journal", "stats", dir, "--json"])
         let s = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
         #expect(s["records"] as? Int == journal["records_written"] as? Int)
+        #expect((s["state_store_checkpoint"] as? String)?.hasPrefix("segments up to 1,") == true, "\(s)")
         // One device's records through the index equal a full scan's.
         let dump = try statetap(["journal", "dump", dir])
         let firstDevice = try #require(dump.stdout.split(separator: "\n").first.flatMap {
@@ -90,10 +91,21 @@ struct JournalCLITests {
         #expect(show.status == 0, "\(show.stderr)")
         let state = try #require(try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])
         #expect((state["snapshot"] as? [String: Any])?["device"] as? String == firstDevice)
-        // The second run starts by rebuilding the state store from what the first wrote.
-        let second = try statetap(["replay", capture, "--journal", dir, "--json"])
-        let j2 = try #require((try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])?["journal"] as? [String: Any])
-        #expect((j2["recovery"] as? [String: Any])?["records_replayed"] as? Int == journal["records_written"] as? Int)
+        // The second run starts by rebuilding the state store from what the first wrote: from the checkpoint the
+        // first wrote when its segment closed, with nothing after it to read.
+        let written = try #require(journal["records_written"] as? Int)
+        func recovery(_ run: Run) throws -> (checkpoint: Int?, replayed: Int?) {
+            #expect(run.status == 0, "\(run.stderr)")
+            let j = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["journal"] as? [String: Any])
+            let r = j["recovery"] as? [String: Any]
+            return (r?["records_from_checkpoint"] as? Int, r?["records_replayed"] as? Int)
+        }
+        let second = try recovery(try statetap(["replay", capture, "--journal", dir, "--json"]))
+        #expect(second.checkpoint == written && second.replayed == 0)
+        // Without the checkpoint, the third run reads every record both runs wrote.
+        try FileManager.default.removeItem(atPath: dir + "/store.checkpoint")
+        let third = try recovery(try statetap(["replay", capture, "--journal", dir, "--json"]))
+        #expect(third.checkpoint == 0 && third.replayed == 2 * written)
     }
 
     @Test("compact merges small segments into one, keeps every record in order, indexes the result")
@@ -107,6 +119,8 @@ struct JournalCLITests {
             try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".stj") }.sorted()
         }
         #expect(try segments().count == 3)
+        let checkpoint = dir + "/store.checkpoint"
+        #expect(FileManager.default.fileExists(atPath: checkpoint), "each replay checkpointed its store")
         let before = try statetap(["journal", "dump", dir])
         let r = try statetap(["journal", "compact", dir])
         #expect(r.status == 0, "\(r.stderr)")
@@ -114,6 +128,13 @@ struct JournalCLITests {
         #expect(try segments().count == 1)
         let after = try statetap(["journal", "dump", dir])
         #expect(after.stdout == before.stdout && !after.stdout.isEmpty)
+        // The copy moved every record into a segment after the checkpoint's: a start must not count them twice.
+        #expect(!FileManager.default.fileExists(atPath: checkpoint), "compaction removes the checkpoint")
+        let next = try statetap(["replay", capture, "--journal", dir, "--json"])
+        let recovery = ((try JSONSerialization.jsonObject(with: Data(next.stdout.utf8)) as? [String: Any])?["journal"]
+            as? [String: Any])?["recovery"] as? [String: Any]
+        #expect(recovery?["records_from_checkpoint"] as? Int == 0)
+        #expect(recovery?["records_replayed"] as? Int == before.stdout.split(separator: "\n").count)
         let verify = try statetap(["journal", "verify", dir, "--json"])
         #expect(verify.status == 0 && verify.stdout.contains("\"missing_indexes\":[]"), "\(verify.stdout)")
     }

@@ -417,6 +417,156 @@ struct StateStoreTests {
         #expect(app.links.count <= 20 && one.stats.linksEvicted > 0)
     }
 
+    /// Nothing dropped; batches of 100 records and 16 KB segments: 3000 records close a dozen segments.
+    static var smallSegments: JournalOptions {
+        var o = JournalOptions()
+        o.dropWhenFull = false
+        o.segmentBytes = 16 * 1024
+        o.batchRecords = 100
+        return o
+    }
+
+    /// A store with every kind of state: web links with and without headers, server names, evictions.
+    static func busyStore(limits: StoreLimits = StoreLimits()) -> StateStore {
+        let store = StateStore(limits: limits)
+        for i in 0..<600 {
+            let device = "10.48.0.\(i % 7)"
+            store.apply(.event(i % 5 == 0 ? serverName(i, device: device, quic: i % 10 == 0)
+                                          : webLink(i, device: device, host: "h\(i % 4).example",
+                                                    status: i % 9 == 0 ? nil : 200, cacheable: i % 6 == 0 ? nil : i % 2 == 0,
+                                                    proxy: i % 3 == 0 ? nil : "edge-\(i % 2)")))
+        }
+        return store
+    }
+
+    func expectSame(_ a: StateStore, _ b: StateStore, devices: [String], _ comment: Comment) {
+        #expect(a.stats == b.stats, comment)
+        for text in devices {
+            let d = IPAddress(text)!
+            #expect(a.snapshot(device: d) == b.snapshot(device: d), comment)
+            #expect(a.rankedLinks(device: d) == b.rankedLinks(device: d), comment)
+        }
+    }
+
+    @Test("a checkpoint holds the whole store: loaded into an empty one, every snapshot, ranking and count is equal")
+    func checkpointRoundTrip() throws {
+        let dir = TempDirectory()
+        var limits = StoreLimits()
+        limits.maxDevices = 5
+        limits.maxLinksPerApp = 2
+        let store = Self.busyStore(limits: limits)
+        for i in 0..<50 { store.apply(.event(webLink(i))) }  // 50 URLs of one app (device 10.45.0.9)
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        #expect(store.stats.devicesEvicted > 0 && store.stats.linksEvicted > 0, "the store has evicted: counters carry")
+        let size = try StoreCheckpoint.write(store, segment: 42, directory: dir.path)
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/" + StoreCheckpoint.fileName)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "browsing history: owner only")
+        let loaded = StateStore(limits: limits)
+        let c = try #require(try StoreCheckpoint.load(into: loaded, directory: dir.path))
+        #expect(c.segment == 42 && c.bytes == size && c.devices == store.stats.devices)
+        let devices = (0..<7).map { "10.48.0.\($0)" } + ["10.45.0.9"]
+        expectSame(store, loaded, devices: devices, "checkpoint round trip")
+        // The loaded store goes on like the original.
+        for i in 600..<700 {
+            let e = webLink(i, device: "10.48.0.\(i % 7)", host: "h\(i % 4).example")
+            store.apply(.event(e)); loaded.apply(.event(e))
+        }
+        expectSame(store, loaded, devices: devices, "after more records")
+        #expect(try StoreCheckpoint.load(into: StateStore(), directory: TempDirectory().path) == nil, "none: nil")
+    }
+
+    @Test("a damaged checkpoint, or one made with other limits, is refused with the reason, and the store is untouched")
+    func checkpointRefused() throws {
+        let dir = TempDirectory()
+        let store = Self.busyStore()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        try StoreCheckpoint.write(store, segment: 3, directory: dir.path)
+        let path = dir.path + "/" + StoreCheckpoint.fileName
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        var other = StoreLimits()
+        other.maxLinksPerApp = 7
+        do {
+            _ = try StoreCheckpoint.load(into: StateStore(limits: other), directory: dir.path)
+            Issue.record("a checkpoint of other limits was loaded")
+        } catch {
+            #expect(error.kind == .usage && error.message.contains("other store limits"), "\(error.message)")
+        }
+        // A flipped bit anywhere (header, frame header, content) and a cut file.
+        for (offset, what) in [(9, "CRC"), (14, "segment"), (good.count / 2, "content"), (good.count - 1, "end")] {
+            var bytes = good
+            bytes[offset] ^= 0x10
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let target = StateStore()
+            do {
+                _ = try StoreCheckpoint.load(into: target, directory: dir.path)
+                Issue.record("a checkpoint with a flipped bit in its \(what) was loaded")
+            } catch {
+                #expect(error.kind == .corrupt && error.message.contains(StoreCheckpoint.fileName), "\(what): \(error.message)")
+            }
+            #expect(target.stats == StoreStats(), "\(what): the store is left empty")
+        }
+        try good.prefix(good.count - 10).write(to: URL(fileURLWithPath: path))
+        #expect(throws: JournalError.self) { try StoreCheckpoint.load(into: StateStore(), directory: dir.path) }
+    }
+
+    @Test("a restart from the checkpoint of the last closed segment plus the segments after it equals a full rebuild")
+    func checkpointRestart() throws {
+        let dir = TempDirectory()
+        let live = StateStore()
+        let o = Self.smallSegments
+        let checkpoints = Mutex<[UInt64]>([])
+        let path = dir.path
+        let w = try JournalWriter(directory: path, options: o, observer: { live.apply($0) },
+                                  segmentClosed: { n in
+                                      // Not at every close: the restart then has segments to read after it.
+                                      guard n % 3 == 1,
+                                            (try? StoreCheckpoint.write(live, segment: n, directory: path)) != nil
+                                      else { return }
+                                      checkpoints.withLock { $0.append(n) }
+                                  })
+        w.start()
+        for i in 0..<3000 {
+            w.append(.event(i % 4 == 0 ? serverName(i, device: "10.47.0.\(i % 13)", quic: i % 8 == 0)
+                                        : webLink(i, device: "10.47.0.\(i % 13)", host: "h\(i % 5).example")))
+        }
+        w.finish()
+        let last = try #require(checkpoints.withLock { $0.last })
+        let segments = try JournalReader(directory: dir.path).segments()
+        #expect(segments.contains { $0 > last }, "segments were written after the last checkpoint")
+        let restarted = StateStore()
+        let c = try #require(try StoreCheckpoint.load(into: restarted, directory: dir.path))
+        #expect(c.segment == last)
+        var after = 0
+        _ = try JournalReader(directory: dir.path).read(afterSegment: c.segment) { restarted.apply($0); after += 1 }
+        #expect(after > 0 && after < 3000, "only the records after the checkpoint are read: \(after)")
+        let full = StateStore()
+        _ = try JournalReader(directory: dir.path).read { full.apply($0) }
+        expectSame(restarted, full, devices: (0..<13).map { "10.47.0.\($0)" }, "checkpoint + tail vs every record")
+        expectSame(restarted, live, devices: (0..<13).map { "10.47.0.\($0)" }, "checkpoint + tail vs the live store")
+    }
+
+    @Test("the checkpointer writes off the journal thread as segments close, and its finish covers the last one")
+    func checkpointer() throws {
+        let dir = TempDirectory()
+        let live = StateStore()
+        let checkpointer = StoreCheckpointer(store: live, directory: dir.path, log: { Issue.record("\($0)") })
+        let w = try JournalWriter(directory: dir.path, options: Self.smallSegments, observer: { live.apply($0) },
+                                  segmentClosed: { checkpointer.segmentClosed($0) })
+        w.start()
+        for i in 0..<3000 { w.append(.event(webLink(i, device: "10.49.0.\(i % 11)", host: "h\(i % 3).example"))) }
+        w.finish()
+        checkpointer.finish()
+        let last = try #require(try JournalReader(directory: dir.path).segments().last)
+        let written = checkpointer.written
+        #expect(written.count >= 1 && written.segment == last && written.bytes > 0)
+        let restarted = StateStore()
+        #expect(try StoreCheckpoint.load(into: restarted, directory: dir.path)?.segment == last)
+        var after = 0
+        _ = try JournalReader(directory: dir.path).read(afterSegment: last) { _ in after += 1 }
+        #expect(after == 0)
+        expectSame(restarted, live, devices: (0..<11).map { "10.49.0.\($0)" }, "checkpointer")
+    }
+
     @Test("a restart rebuilds the same state store from the journal")
     func rebuild() throws {
         let dir = TempDirectory()
