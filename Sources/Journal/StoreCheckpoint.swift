@@ -9,8 +9,9 @@ import Glibc
 /// instead of from every record of the journal (which took minutes per GB). Written when a segment closes: it then
 /// holds every record of that segment and of the segments before it, and of nothing after.
 ///
-///     file   := "STCKPT01" | u32 CRC-32C of the rest | u64 segment | u32 raw length | u32 frame length | LZ4 frame
-///     (the frame checks its content too)
+///     file   := "STCKPT01" | u32 CRC-32C of the next 16 bytes | u64 segment | u32 raw length | u32 frame length
+///               | LZ4 frame (its header, block and content checksums check the rest: a CRC of the whole file took
+///               longer than the LZ4 compression of a 1 M-link store)
 ///     body   := limits (3 × u64) | u64 clock | stats (7 × u64) | u32 n | n × device
 ///     device := addr | u64 first | u64 last | u64 events | u64 touched | u32 n | n × (app id, app)
 ///     app id := u8 has proxy | [str proxy] | addr server | u16 port | u8 has host | [str host]
@@ -61,7 +62,7 @@ public enum StoreCheckpoint {
         header.u32(UInt32(w.count))
         header.u32(UInt32(frameLength))
         header.withUnsafeBytes { h in out.withUnsafeMutableBytes { $0.copyMemory(from: h) } }
-        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[12..<headerSize + frameLength])) }
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[12..<headerSize])) }
         out.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 8, as: UInt32.self) }
         out.removeSubrange((headerSize + frameLength)...)
         try Files.writeAtomically(directory + "/" + fileName, out)
@@ -105,7 +106,7 @@ public enum StoreCheckpoint {
         guard let frame = r.view(Int(frameLength)), r.remaining == 0 else {
             return bad("\(file.count) bytes where the header says \(headerSize + Int(frameLength))")
         }
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: file[12...])) == crc else {
+        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: file[12..<headerSize])) == crc else {
             return bad("checksum mismatch")
         }
         let content: [UInt8]
@@ -158,17 +159,15 @@ public enum StoreCheckpoint {
         w.optionalString(a.proxy)
         w.string32(a.server)
         w.u64(a.firstSeen); w.u64(a.lastSeen); w.u64(UInt64(a.events)); w.u64(UInt64(a.linksEvicted))
-        for list in [a.serverNames, a.alpn, a.transports] {
-            w.u32(UInt32(list.count))
-            for s in list { w.string32(s) }
-        }
+        w.strings(a.serverNames); w.strings(a.alpn); w.strings(a.transports)
         w.u32(UInt32(a.links.count))
         for l in a.links.values {
             w.string32(l.url); w.string32(l.method)
             w.optionalInt(l.status)
             w.u64(UInt64(l.hits)); w.u64(l.firstSeen); w.u64(l.lastSeen)
             w.u8(l.cacheable == nil ? 0 : l.cacheable! ? 2 : 1)
-            for v in [l.cacheControl, l.expires, l.etag, l.lastModified, l.vary, l.contentType] { w.optionalString(v) }
+            w.optionalString(l.cacheControl); w.optionalString(l.expires); w.optionalString(l.etag)
+            w.optionalString(l.lastModified); w.optionalString(l.vary); w.optionalString(l.contentType)
             w.optionalInt(l.contentLength)
         }
     }
@@ -185,13 +184,13 @@ public enum StoreCheckpoint {
         s.stats = StoreStats(devices: Int(v[0]), apps: Int(v[1]), links: Int(v[2]), recordsApplied: v[3],
                              devicesEvicted: v[4], appsEvicted: v[5], linksEvicted: v[6])
         guard let n = r.u32() else { return nil }
-        s.devices.reserveCapacity(Int(n))
+        s.devices.reserveCapacity(min(Int(n), r.remaining / 37))  // counts are not trusted beyond the bytes left
         for _ in 0..<n {
             guard let address = r.address(), let first = r.u64(), let last = r.u64(), let events = r.u64(),
                   let touched = r.u64(), let apps = r.u32() else { return nil }
             var d = StateStore.Device(address: address, firstSeen: first, lastSeen: last, events: Int(events),
                                       touched: touched)
-            d.apps.reserveCapacity(Int(apps))
+            d.apps.reserveCapacity(min(Int(apps), r.remaining / 60))
             for _ in 0..<apps {
                 guard let proxy = r.optionalString(), let server = r.address(), let port = r.u16(),
                       let host = r.optionalString(), let app = decodeApp(&r) else { return nil }
@@ -210,34 +209,21 @@ public enum StoreCheckpoint {
                          lastSeen: last)
         a.events = Int(events)
         a.linksEvicted = Int(evicted)
-        var lists: [[String]] = []
-        for _ in 0..<3 {
-            guard let n = r.u32() else { return nil }
-            var list: [String] = []
-            for _ in 0..<n {
-                guard let s = r.string32() else { return nil }
-                list.append(s)
-            }
-            lists.append(list)
-        }
-        (a.serverNames, a.alpn, a.transports) = (lists[0], lists[1], lists[2])
+        guard let names = r.strings(), let alpn = r.strings(), let transports = r.strings() else { return nil }
+        (a.serverNames, a.alpn, a.transports) = (names, alpn, transports)
         guard let links = r.u32() else { return nil }
-        a.links.reserveCapacity(Int(links))
+        a.links.reserveCapacity(min(Int(links), r.remaining / 40))
         for _ in 0..<links {
             guard let url = r.string32(), let method = r.string32(), let status = r.optionalInt(), let hits = r.u64(),
                   let first = r.u64(), let last = r.u64(), let cacheable = r.u8(), cacheable <= 2
             else { return nil }
             var l = LinkState(url: url, method: method, status: status, hits: Int(hits), firstSeen: first,
                               lastSeen: last, cacheable: cacheable == 0 ? nil : cacheable == 2)
-            var values: [String?] = []
-            for _ in 0..<6 {
-                guard let v = r.optionalString() else { return nil }
-                values.append(v)
-            }
-            (l.cacheControl, l.expires, l.etag, l.lastModified, l.vary, l.contentType) =
-                (values[0], values[1], values[2], values[3], values[4], values[5])
-            guard let length = r.optionalInt() else { return nil }
-            l.contentLength = length
+            guard let cacheControl = r.optionalString(), let expires = r.optionalString(), let etag = r.optionalString(),
+                  let lastModified = r.optionalString(), let vary = r.optionalString(),
+                  let contentType = r.optionalString(), let length = r.optionalInt() else { return nil }
+            (l.cacheControl, l.expires, l.etag, l.lastModified, l.vary, l.contentType, l.contentLength) =
+                (cacheControl, expires, etag, lastModified, vary, contentType, length)
             a.links[url] = l
         }
         return a
@@ -329,6 +315,12 @@ extension ByteWriter {
         }
     }
 
+    /// u32 count, then each string.
+    fileprivate mutating func strings(_ list: [String]) {
+        u32(UInt32(list.count))
+        for s in list { string32(s) }
+    }
+
     fileprivate mutating func optionalString(_ s: String?) {
         u8(s == nil ? 0 : 1)
         if let s { string32(s) }
@@ -344,6 +336,17 @@ extension ByteReader {
     fileprivate mutating func string32() -> String? {
         guard let n = u32() else { return nil }
         return text(Int(n))
+    }
+
+    fileprivate mutating func strings() -> [String]? {
+        guard let n = u32(), Int(n) <= remaining / 4 else { return nil }
+        var list: [String] = []
+        list.reserveCapacity(Int(n))
+        for _ in 0..<n {
+            guard let s = string32() else { return nil }
+            list.append(s)
+        }
+        return list
     }
 
     /// `.some(nil)` for an absent value, nil when cut short.
