@@ -9,7 +9,7 @@ import Glibc
 /// instead of from every record of the journal (which took minutes per GB). Written when a segment closes: it then
 /// holds every record of that segment and of the segments before it, and of nothing after.
 ///
-///     file   := "STCKPT01" | u32 CRC-32C of the next 16 bytes | u64 segment | u32 raw length | u32 frame length
+///     file   := "STCKPT01" | u32 CRC-32C of the next 24 bytes | u64 segment | u64 raw length | u64 frame length
 ///               | LZ4 frame (its header, block and content checksums check the rest: a CRC of the whole file took
 ///               longer than the LZ4 compression of a 1 M-link store)
 ///     body   := limits (3 × u64) | u64 clock | stats (7 × u64) | u32 n | n × device
@@ -29,7 +29,7 @@ import Glibc
 public enum StoreCheckpoint {
     public static let fileName = "store.checkpoint"
     static let magic = Array("STCKPT01".utf8)
-    static let headerSize = 28
+    static let headerSize = 36
 
     /// What a checkpoint holds, as `load` found it.
     public struct Loaded: Sendable {
@@ -59,8 +59,8 @@ public enum StoreCheckpoint {
         header.raw(magic)
         header.u32(0)  // the CRC, below
         header.u64(segment)
-        header.u32(UInt32(w.count))
-        header.u32(UInt32(frameLength))
+        header.u64(UInt64(w.count))
+        header.u64(UInt64(frameLength))
         header.withUnsafeBytes { h in out.withUnsafeMutableBytes { $0.copyMemory(from: h) } }
         let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[12..<headerSize])) }
         out.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 8, as: UInt32.self) }
@@ -101,13 +101,13 @@ public enum StoreCheckpoint {
         }
         var r = ByteReader(file)
         guard let m = r.view(8), m.elementsEqual(magic), let crc = r.u32(), let segment = r.u64(),
-              let rawLength = r.u32(), let frameLength = r.u32()
+              let rawLength = r.u64(), let frameLength = r.u64()
         else { return bad("not a state store checkpoint statetap can read") }
-        guard let frame = r.view(Int(frameLength)), r.remaining == 0 else {
-            return bad("\(file.count) bytes where the header says \(headerSize + Int(frameLength))")
-        }
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: file[12..<headerSize])) == crc else {
             return bad("checksum mismatch")
+        }
+        guard frameLength == UInt64(r.remaining), let frame = r.view(r.remaining), rawLength < UInt64(Int.max) else {
+            return bad("\(file.count) bytes where the header says \(UInt64(headerSize) &+ frameLength)")
         }
         let content: [UInt8]
         switch LZ4FrameDecoder().decompress(frame, expectedLength: Int(rawLength)) {

@@ -492,7 +492,7 @@ struct StateStoreTests {
             #expect(error.kind == .usage && error.message.contains("other store limits"), "\(error.message)")
         }
         // A flipped bit anywhere (header, frame header, content) and a cut file.
-        for (offset, what) in [(9, "CRC"), (14, "segment"), (good.count / 2, "content"), (good.count - 1, "end")] {
+        for (offset, what) in [(9, "CRC"), (14, "segment"), (22, "length"), (good.count / 2, "content"), (good.count - 1, "end")] {
             var bytes = good
             bytes[offset] ^= 0x10
             try bytes.write(to: URL(fileURLWithPath: path))
