@@ -110,6 +110,9 @@ public final class StateStore: Sendable {
     struct State {
         var devices: [IPAddress: Device] = [:]
         var clock: UInt64 = 0
+        /// The oldest journal segment whose records the store holds (its checkpoint is not used once retention
+        /// has removed that segment: the store would keep what the journal no longer does).
+        var sinceSegment: UInt64 = 0
         var stats = StoreStats()
     }
 

@@ -12,7 +12,7 @@ import Glibc
 ///     file   := "STCKPT01" | u32 CRC-32C of the next 24 bytes | u64 segment | u64 raw length | u64 frame length
 ///               | LZ4 frame (its header, block and content checksums check the rest: a CRC of the whole file took
 ///               longer than the LZ4 compression of a 1 M-link store)
-///     body   := limits (3 × u64) | u64 clock | stats (7 × u64) | u32 n | n × device
+///     body   := limits (3 × u64) | u64 clock | u64 oldest segment drawn from | stats (7 × u64) | u32 n | n × device
 ///     device := addr | u64 first | u64 last | u64 events | u64 touched | u32 n | n × (app id, app)
 ///     app id := u8 has proxy | [str proxy] | addr server | u16 port | u8 has host | [str host]
 ///     app    := str endpoint | str host | opt str proxy | str server | u64 first | u64 last | u64 events
@@ -126,6 +126,43 @@ public enum StoreCheckpoint {
         }
     }
 
+    /// How a start's store began.
+    public enum Restored: Sendable {
+        /// From this checkpoint: read the segments after `segment`.
+        case checkpoint(Loaded)
+        /// Empty: there is no checkpoint.
+        case none
+        /// Empty: the checkpoint could not be used, for this reason.
+        case refused(String)
+    }
+
+    /// What a start does before reading the journal into `store` (empty): loads the checkpoint when it can be
+    /// used. It cannot when it fails its checks, was made with other limits, or holds records of a segment that
+    /// is gone (retention removed it: the store must not keep what the journal no longer does; such a checkpoint
+    /// is removed). `firstNewSegment`: the writer's first segment, the oldest the store draws from when the
+    /// journal has none yet.
+    public static func restore(into store: StateStore, directory: String, firstNewSegment: UInt64) -> Restored {
+        let oldest = (try? JournalReader(directory: directory).segments().first) ?? firstNewSegment
+        func fresh(_ outcome: Restored) -> Restored {
+            store.state.withLock { $0 = StateStore.State(); $0.sinceSegment = oldest }
+            return outcome
+        }
+        let loaded: Loaded?
+        do throws(JournalError) {
+            loaded = try load(into: store, directory: directory)
+        } catch {
+            return fresh(.refused(error.message))
+        }
+        guard let c = loaded else { return fresh(.none) }
+        let since = store.state.withLock { $0.sinceSegment }
+        guard oldest <= since else {
+            remove(directory: directory)
+            return fresh(.refused("it holds records of segment \(since), which is gone (retention removes the "
+                                  + "oldest segments); removed"))
+        }
+        return .checkpoint(c)
+    }
+
     /// Removes the checkpoint (compaction does, before it moves records).
     public static func remove(directory: String) {
         Files.remove(directory + "/" + fileName)
@@ -137,6 +174,7 @@ public enum StoreCheckpoint {
     static func encode(_ s: StateStore.State, limits: StoreLimits, into w: inout ByteWriter) {
         w.u64(UInt64(limits.maxDevices)); w.u64(UInt64(limits.maxAppsPerDevice)); w.u64(UInt64(limits.maxLinksPerApp))
         w.u64(s.clock)
+        w.u64(s.sinceSegment)
         let t = s.stats
         for v in [UInt64(t.devices), UInt64(t.apps), UInt64(t.links), t.recordsApplied, t.devicesEvicted,
                   t.appsEvicted, t.linksEvicted] { w.u64(v) }
@@ -174,8 +212,9 @@ public enum StoreCheckpoint {
 
     static func decodeState(_ r: inout ByteReader) -> StateStore.State? {
         var s = StateStore.State()
-        guard let clock = r.u64() else { return nil }
+        guard let clock = r.u64(), let since = r.u64() else { return nil }
         s.clock = clock
+        s.sinceSegment = since
         var v = [UInt64]()
         for _ in 0..<7 {
             guard let x = r.u64() else { return nil }

@@ -132,20 +132,21 @@ final class JournalSession: Sendable {
         let session = JournalSession(writer: writer, store: store, checkpointer: checkpointer)
         // The store is rebuilt on the journal thread while capture starts (a large journal takes minutes to
         // replay: packets are not to wait for it); new records queue behind it.
-        let segments = r.segments, known = r.damages
+        let segments = r.segments, known = r.damages, firstNew = writer.firstSegmentNumber
         writer.start(first: {
             let started = monotonicNanoseconds()
             var rebuilt = 0
             // The newest checkpoint first; then only the segments written after it.
             var after: UInt64 = 0
-            do throws(JournalError) {
-                if let c = try StoreCheckpoint.load(into: store, directory: directory) {
-                    after = c.segment
-                    session.fromCheckpoint.store(Int(store.stats.recordsApplied), ordering: .releasing)
-                    log.info("journal \(directory): state store checkpoint of segments up to \(c.segment) loaded (\(c.devices) devices, \(c.bytes) bytes)")
-                }
-            } catch {
-                log.warning("journal: the state store checkpoint is not used: \(error.message); the store is rebuilt from every record")
+            switch StoreCheckpoint.restore(into: store, directory: directory, firstNewSegment: firstNew) {
+            case .checkpoint(let c):
+                after = c.segment
+                session.fromCheckpoint.store(Int(store.stats.recordsApplied), ordering: .releasing)
+                log.info("journal \(directory): state store checkpoint of segments up to \(c.segment) loaded (\(c.devices) devices, \(c.bytes) bytes)")
+            case .none:
+                break
+            case .refused(let why):
+                log.warning("journal: the state store checkpoint is not used: \(why); the store is rebuilt from every record")
             }
             do throws(JournalError) {
                 let report = try JournalReader(directory: directory).read(afterSegment: after) { record in

@@ -567,6 +567,45 @@ struct StateStoreTests {
         expectSame(restarted, live, devices: (0..<11).map { "10.49.0.\($0)" }, "checkpointer")
     }
 
+    @Test("a start uses the checkpoint unless retention removed a segment it holds records of; that one is removed")
+    func checkpointRetention() throws {
+        let dir = TempDirectory()
+        let live = StateStore()
+        // A new journal: the store draws from the writer's first segment on.
+        guard case .none = StoreCheckpoint.restore(into: live, directory: dir.path, firstNewSegment: 1) else {
+            Issue.record("a checkpoint was found in a new directory")
+            return
+        }
+        let checkpointer = StoreCheckpointer(store: live, directory: dir.path, log: { Issue.record("\($0)") })
+        let w = try JournalWriter(directory: dir.path, options: Self.smallSegments, observer: { live.apply($0) },
+                                  segmentClosed: { checkpointer.segmentClosed($0) })
+        w.start()
+        for i in 0..<3000 { w.append(.event(webLink(i, device: "10.50.0.\(i % 9)"))) }
+        w.finish()
+        checkpointer.finish()
+        let devices = (0..<9).map { "10.50.0.\($0)" }
+        let restarted = StateStore()
+        guard case .checkpoint(let c) = StoreCheckpoint.restore(into: restarted, directory: dir.path, firstNewSegment: 99)
+        else {
+            Issue.record("the checkpoint was not used with every segment still there")
+            return
+        }
+        #expect(c.segment == checkpointer.written.segment)
+        expectSame(restarted, live, devices: devices, "nothing removed")
+        // Retention removes the oldest segment: the checkpoint holds records the journal no longer has.
+        try FileManager.default.removeItem(atPath: dir.file("seg-0000000001.stj"))
+        try FileManager.default.removeItem(atPath: dir.file("seg-0000000001.idx"))
+        let after = StateStore()
+        guard case .refused(let why) = StoreCheckpoint.restore(into: after, directory: dir.path, firstNewSegment: 99)
+        else {
+            Issue.record("a checkpoint holding records of a removed segment was used")
+            return
+        }
+        #expect(why.contains("segment 1"), "\(why)")
+        #expect(after.stats == StoreStats(), "the store is left empty, to be rebuilt from the segments there are")
+        #expect(!FileManager.default.fileExists(atPath: dir.file(StoreCheckpoint.fileName)), "and the checkpoint removed")
+    }
+
     @Test("a restart rebuilds the same state store from the journal")
     func rebuild() throws {
         let dir = TempDirectory()
