@@ -1,4 +1,5 @@
 import Decode
+import Pipeline
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,16 +67,6 @@ struct ByteWriter: ~Copyable {
         if done == nil { for x in b { u8(x) } }
     }
 
-    /// Calls `body` with the UTF-8 of `s`, without a copy for native strings (a small string is copied to the
-    /// stack). `withContiguousStorageIfAvailable` is inlined from the standard library, where `utf8Span` was two
-    /// calls into it per string (perf: ~8% of the journal thread, with ~19 strings in a web link).
-    @inline(__always)
-    static func withUTF8<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if let r = s.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }
-        var copy = s  // a bridged string (not on Linux): made native
-        return copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
-    }
-
     /// At most `limit` bytes of `b` (cut where the limit falls).
     @inline(__always)
     private mutating func raw(_ b: UnsafeRawBufferPointer, limit: Int) {
@@ -84,77 +75,11 @@ struct ByteWriter: ~Copyable {
 
     /// A tagged field: u8 tag, u16 length, the string's UTF-8 (cut at 65,535 bytes). No intermediate copy.
     mutating func field(_ tag: UInt8, _ s: String) {
-        Self.withUTF8(s) { b in
+        withUTF8(s) { b in
             let n = min(b.count, Int(UInt16.max))
             u8(tag)
             u16(UInt16(n))
             raw(b, limit: n)
-        }
-    }
-
-    /// A header field: u8 tag, u16 length, u8 name length, name, value.
-    mutating func header(_ tag: UInt8, name: String, value: String) {
-        Self.withUTF8(name) { header(tag, name: $0, value: value) }
-    }
-
-    /// `header` for a name already read as UTF-8.
-    private mutating func header(_ tag: UInt8, name nb: UnsafeRawBufferPointer, value: String) {
-        Self.withUTF8(value) { vb in
-            let nl = min(nb.count, 255)
-            let vl = min(vb.count, Int(UInt16.max) - 1 - nl)
-            u8(tag)
-            u16(UInt16(1 + nl + vl))
-            u8(UInt8(nl))
-            raw(nb, limit: nl)
-            raw(vb, limit: vl)
-        }
-    }
-
-    /// A header field for each of `headers`, in `HeaderOrder` (other names after, in the dictionary's order).
-    /// Written as they come and then moved into order, as bytes: no sort of the strings, no retains.
-    mutating func headers(_ tag: UInt8, _ headers: [String: String]) {
-        let n = headers.count
-        guard n > 1 && n <= 16 else {
-            for (name, value) in headers { header(tag, name: name, value: value) }
-            return
-        }
-        let regionStart = count
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { pieces in
-            // Per slot: offset in the region and length of its field. Known names have a slot each (keys are
-            // unique), others take the slots after them: at most 14 + 16 < 64.
-            var present: UInt64 = 0
-            var nextOther = HeaderOrder.names.count
-            var lastSlot = -1
-            var inOrder = true
-            for (name, value) in headers {
-                let start = count
-                // The name is read once: to find its slot and to write it.
-                var slot = Self.withUTF8(name) { nb in
-                    header(tag, name: nb, value: value)
-                    return HeaderOrder.slot(of: nb) ?? -1
-                }
-                if slot < 0 { slot = nextOther; nextOther += 1 }
-                pieces[2 * slot] = start - regionStart
-                pieces[2 * slot + 1] = count - start
-                present |= 1 << UInt64(slot)
-                inOrder = inOrder && slot > lastSlot
-                lastSlot = slot
-            }
-            guard !inOrder else { return }
-            let length = count - regionStart
-            withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { copy in
-                let region = base + regionStart
-                copy.baseAddress!.copyMemory(from: region, byteCount: length)
-                var at = 0
-                var rest = present
-                while rest != 0 {
-                    let slot = rest.trailingZeroBitCount
-                    rest &= rest - 1
-                    let (offset, size) = (pieces[2 * slot], pieces[2 * slot + 1])
-                    (region + at).copyMemory(from: copy.baseAddress! + offset, byteCount: size)
-                    at += size
-                }
-            }
         }
     }
 
@@ -271,47 +196,4 @@ enum CRC32C {
     }
 
     static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
-}
-
-/// The order in which the journal writes a web link's response headers. A `Dictionary` iterates in an order of
-/// its own per instance, so the same headers came out in a different order from record to record and LZ4 found
-/// shorter matches; in one order the records compress better and faster. The names are `HTTPResponse.kept`, found
-/// by (length, first byte), which tells all of them apart, then checked whole; other names follow in the
-/// dictionary's order.
-enum HeaderOrder {
-    static let names: [StaticString] = [
-        "cache-control", "expires", "etag", "last-modified", "vary", "content-type", "content-length", "age", "via",
-        "x-cache", "x-cache-status", "server", "pragma", "date",
-    ]
-
-    /// Places of the names the state store keeps (`names` order).
-    static let cacheControl = 0, expires = 1, etag = 2, lastModified = 3, vary = 4, contentType = 5, contentLength = 6
-
-    /// The place of a header name in `names`, nil for another name.
-    @inline(__always)
-    static func slot(of name: UnsafeRawBufferPointer) -> Int? {
-        guard name.count >= 3 && name.count <= 14 else { return nil }
-        let s: Int
-        switch (name.count, name[0]) {
-        case (13, UInt8(ascii: "c")): s = 0
-        case (7, UInt8(ascii: "e")): s = 1
-        case (4, UInt8(ascii: "e")): s = 2
-        case (13, UInt8(ascii: "l")): s = 3
-        case (4, UInt8(ascii: "v")): s = 4
-        case (12, UInt8(ascii: "c")): s = 5
-        case (14, UInt8(ascii: "c")): s = 6
-        case (3, UInt8(ascii: "a")): s = 7
-        case (3, UInt8(ascii: "v")): s = 8
-        case (7, UInt8(ascii: "x")): s = 9
-        case (14, UInt8(ascii: "x")): s = 10
-        case (6, UInt8(ascii: "s")): s = 11
-        case (6, UInt8(ascii: "p")): s = 12
-        case (4, UInt8(ascii: "d")): s = 13
-        default: return nil
-        }
-        let known = names[s]
-        guard known.utf8CodeUnitCount == name.count,
-              memcmp(known.utf8Start, name.baseAddress!, name.count) == 0 else { return nil }
-        return s
-    }
 }

@@ -69,17 +69,13 @@ public enum JournalRecord: Sendable, Equatable {
         }
     }
 
+    /// Field tags of the markers (events' tags are `StateEvent.Field`, 1–23).
     private enum Tag: UInt8 {
-        // server_name
-        case transport = 1, serverName, alpn, tlsVersion, quicVersion, dcid, encryptedClientHello
-        // web_link
-        case method = 16, url, host, httpVersion, status, cacheable, proxy, header
-        // markers
         case id = 32, from, to, status2, detail, body
     }
 
-    /// Appends the record to `w`; returns its device and timestamp. Consuming: the fields are moved out of the
-    /// record, not copied (the journal thread encodes every record, and a copy would retain each of its strings).
+    /// Appends the record to `w`; returns its device and timestamp. Consuming: the record is moved in, not copied
+    /// (a copy would retain its buffers here and release them again). An event's fields are copied as they lie.
     /// The journal thread takes the device and timestamp from here for the same reason: `device` and
     /// `timestampNanoseconds` copy the whole payload out of the enum (perf: an outlined copy, ~4% of that thread).
     @discardableResult
@@ -100,26 +96,8 @@ public enum JournalRecord: Sendable, Equatable {
             w.u8(UInt8(vlans.count))
             for v in vlans { w.u16(v) }
             w.u8(e.teid == nil ? 0 : 1); w.u32(e.teid ?? 0)
-            func field(_ t: Tag, _ s: String?) { if let s { w.field(t.rawValue, s) } }
-            func field(_ t: Tag, bytes b: ArraySlice<UInt8>) { w.u8(t.rawValue); w.u16(UInt16(b.count)); w.raw(b) }
-            if e.kind == .serverName {
-                field(.transport, e.transport)
-                field(.serverName, e.serverName)
-                for a in e.alpn { field(.alpn, a) }
-                for v in e.tlsVersions { w.u8(Tag.tlsVersion.rawValue); w.u16(2); w.u16(v) }
-                if let q = e.quicVersion { w.u8(Tag.quicVersion.rawValue); w.u16(4); w.u32(q) }
-                if !e.dcid.isEmpty { field(.dcid, bytes: e.dcid.prefix(255)) }
-                if e.encryptedClientHello { w.u8(Tag.encryptedClientHello.rawValue); w.u16(1); w.u8(1) }
-            } else {
-                field(.method, e.method)
-                field(.url, e.url)
-                field(.host, e.host)
-                field(.httpVersion, e.httpVersion)
-                if let s = e.status { w.u8(Tag.status.rawValue); w.u16(2); w.u16(UInt16(truncatingIfNeeded: s)) }
-                if let c = e.cacheable { w.u8(Tag.cacheable.rawValue); w.u16(1); w.u8(c ? 1 : 0) }
-                field(.proxy, e.proxy)
-                w.headers(Tag.header.rawValue, e.responseHeaders)
-            }
+            // The fields are already in the record's encoding (`StateEvent.fields`): copied as they are.
+            e.fields.withUnsafeBytes { w.raw($0) }
         case .migration(let m):
             key = (m.device, m.timestampNanoseconds)
             w.u8(RecordType.migration.rawValue)
@@ -162,35 +140,11 @@ public enum JournalRecord: Sendable, Equatable {
             var vlans: [UInt16] = []
             for _ in 0..<nv { guard let v = r.u16() else { return nil }; vlans.append(v) }
             guard let hasTEID = r.u8(), let teid = r.u32() else { return nil }
-            var e = StateEvent(kind: type == .webLink ? .webLink : .serverName, timestampNanoseconds: ts,
-                               device: device, client: client, clientPort: cport, server: server, serverPort: sport,
-                               vlans: vlans, teid: hasTEID != 0 ? teid : nil)
-            while r.remaining > 0 {
-                guard let t = r.u8(), let n = r.u16(), let v = r.view(Int(n)) else { return nil }
-                func text() -> String { String(decoding: v, as: UTF8.self) }
-                switch Tag(rawValue: t) {
-                case .transport: e.transport = text()
-                case .serverName: e.serverName = text()
-                case .alpn: e.alpn.append(text())
-                case .tlsVersion where v.count == 2: e.tlsVersions.append(UInt16(v[0]) | UInt16(v[1]) << 8)
-                case .quicVersion where v.count == 4:
-                    e.quicVersion = UInt32(v[0]) | UInt32(v[1]) << 8 | UInt32(v[2]) << 16 | UInt32(v[3]) << 24
-                case .dcid: e.dcid = Array(v)
-                case .encryptedClientHello: e.encryptedClientHello = v.first == 1
-                case .method: e.method = text()
-                case .url: e.url = text()
-                case .host: e.host = text()
-                case .httpVersion: e.httpVersion = text()
-                case .status where v.count == 2: e.status = Int(v[0]) | Int(v[1]) << 8
-                case .cacheable where v.count == 1: e.cacheable = v[0] != 0
-                case .proxy: e.proxy = text()
-                case .header where v.count >= 1 && Int(v[0]) < v.count:
-                    let nl = Int(v[0])
-                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: v[1..<1 + nl]), as: UTF8.self)
-                    e.responseHeaders[name] = String(decoding: UnsafeRawBufferPointer(rebasing: v[(1 + nl)...]), as: UTF8.self)
-                default: break  // a newer field: skipped
-                }
-            }
+            // The fields stay encoded: the event keeps them as one buffer (nil when one is cut).
+            guard let e = StateEvent(kind: type == .webLink ? .webLink : .serverName, timestampNanoseconds: ts,
+                                     device: device, client: client, clientPort: cport, server: server,
+                                     serverPort: sport, vlans: vlans, teid: hasTEID != 0 ? teid : nil,
+                                     fields: r.view(r.remaining)!) else { return nil }
             return .event(e)
         case .migration:
             var m = MigrationMark(id: "", device: device, from: "", to: "", status: "", timestampNanoseconds: ts)

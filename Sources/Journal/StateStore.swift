@@ -232,22 +232,23 @@ public final class StateStore: Sendable {
         link.method = e.method ?? link.method
         guard let status = e.status else { return }
         // The newest response describes the object; a request without one keeps the last. Its headers are read
-        // in one pass over the event's dictionary, each name placed by `HeaderOrder` (seven lookups hashed seven
-        // names).
+        // in one pass over the event's fields, each name placed by `HeaderOrder`.
         link.status = status
         link.cacheable = e.cacheable
         var cacheControl: String?, expires: String?, etag: String?, lastModified: String?, vary: String?
         var contentType: String?, contentLength: String?
-        for (name, value) in e.responseHeaders {
-            switch ByteWriter.withUTF8(name, { HeaderOrder.slot(of: $0) }) {
-            case HeaderOrder.cacheControl: cacheControl = value
-            case HeaderOrder.expires: expires = value
-            case HeaderOrder.etag: etag = value
-            case HeaderOrder.lastModified: lastModified = value
-            case HeaderOrder.vary: vary = value
-            case HeaderOrder.contentType: contentType = value
-            case HeaderOrder.contentLength: contentLength = value
-            default: break
+        e.forEachField { tag, v in
+            guard tag == StateEvent.Field.header.rawValue, let (name, value) = StateEvent.header(v),
+                  let slot = HeaderOrder.slot(of: name), slot <= HeaderOrder.contentLength else { return }
+            let text = String(decoding: value, as: UTF8.self)
+            switch slot {
+            case HeaderOrder.cacheControl: cacheControl = text
+            case HeaderOrder.expires: expires = text
+            case HeaderOrder.etag: etag = text
+            case HeaderOrder.lastModified: lastModified = text
+            case HeaderOrder.vary: vary = text
+            case HeaderOrder.contentType: contentType = text
+            default: contentLength = text
             }
         }
         link.cacheControl = cacheControl

@@ -348,7 +348,7 @@ extension StoreLimits: CustomStringConvertible {
 extension ByteWriter {
     /// u32 length, then the UTF-8.
     fileprivate mutating func string32(_ s: String) {
-        Self.withUTF8(s) { b in
+        withUTF8(s) { b in
             u32(UInt32(b.count))
             raw(b)
         }

@@ -33,18 +33,46 @@ extension StateEvent {
             out.appendASCII(",\"teid\":")
             out.appendDecimal(UInt64(teid))
         }
-        if kind == .webLink {
-            if let method { out.appendField("method", method) }
-            if let url { out.appendField("url", url) }
-            if let host { out.appendField("host", host) }
-            if let httpVersion { out.appendField("version", httpVersion) }
-            if let status {
-                out.appendASCII(",\"status\":")
-                out.appendDecimal(status)
+        fields.withUnsafeBytes { raw in
+            // One pass over the fields: where the last value of each tag lies, and of each header `HeaderOrder`
+            // places (at 24 + its slot). Offsets in `raw`, -1 when absent; on the stack.
+            var start = InlineArray<38, Int32>(repeating: -1)
+            var length = InlineArray<38, Int32>(repeating: 0)
+            var at = 0
+            while at + 3 <= raw.count {
+                let tag = Int(raw[at]), n = Int(raw[at + 1]) | Int(raw[at + 2]) << 8
+                guard at + 3 + n <= raw.count else { break }
+                var i = tag < 24 ? tag : -1
+                var valueAt = at + 3, valueLength = n
+                if tag == Int(Field.header.rawValue), n >= 1, Int(raw[at + 3]) < n,
+                   let slot = HeaderOrder.slot(of: UnsafeRawBufferPointer(rebasing: raw[at + 4..<at + 4 + Int(raw[at + 3])]))
+                {
+                    i = 24 + slot
+                    valueAt += 1 + Int(raw[at + 3])
+                    valueLength -= 1 + Int(raw[at + 3])
+                }
+                if i >= 0 {
+                    start[i] = Int32(valueAt)
+                    length[i] = Int32(valueLength)
+                }
+                at += 3 + n
             }
-            if !responseHeaders.isEmpty {
-                for (header, field, numeric) in Self.responseFields {
-                    guard let v = responseHeaders[header] else { continue }
+            func value(_ i: Int) -> UnsafeRawBufferPointer? {
+                start[i] < 0 ? nil : UnsafeRawBufferPointer(rebasing: raw[Int(start[i])..<Int(start[i] + length[i])])
+            }
+            func value(_ f: Field) -> UnsafeRawBufferPointer? { value(Int(f.rawValue)) }
+
+            if kind == .webLink {
+                if let v = value(.method) { out.appendField("method", v) }
+                if let v = value(.url) { out.appendField("url", v) }
+                if let v = value(.host) { out.appendField("host", v) }
+                if let v = value(.httpVersion) { out.appendField("version", v) }
+                if let v = value(.status), v.count == 2 {
+                    out.appendASCII(",\"status\":")
+                    out.appendDecimal(UInt64(v[0]) | UInt64(v[1]) << 8)
+                }
+                for (k, (_, field, numeric)) in Self.responseFields.enumerated() {
+                    guard let v = value(24 + Self.responseSlots[k]) else { continue }
                     if numeric {
                         // As `Int(v.trimmingSpaces())` reads it: omitted when it is not a number.
                         guard let n = decimalInt(v) else { continue }
@@ -56,40 +84,45 @@ extension StateEvent {
                         out.appendField(field, v)
                     }
                 }
+                if let v = value(.cacheable), v.count == 1 {
+                    out.appendASCII(v[0] != 0 ? ",\"cacheable\":true" : ",\"cacheable\":false")
+                }
+                if let v = value(.proxy) { out.appendField("proxy", v) }
             }
-            if let cacheable { out.appendASCII(cacheable ? ",\"cacheable\":true" : ",\"cacheable\":false") }
-            if let proxy { out.appendField("proxy", proxy) }
-        }
-        if kind == .serverName {
-            out.appendField("transport", transport)
-            if let serverName { out.appendField("sni", serverName) }
-            out.appendASCII(",\"alpn\":[")
-            for (i, a) in alpn.enumerated() {
-                if i > 0 { out.append(0x2c) }
-                out.appendJSONString(a)
-            }
-            out.append(0x5d)
-            if !tlsVersions.isEmpty {
-                out.appendASCII(",\"tls_versions\":[")
-                for (i, v) in tlsVersions.enumerated() {
-                    if i > 0 { out.append(0x2c) }
-                    out.append(0x22)
-                    out.appendTLSVersionName(v)
-                    out.append(0x22)
+            if kind == .serverName {
+                out.appendField("transport", value(.transport) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                if let v = value(.serverName) { out.appendField("sni", v) }
+                out.appendASCII(",\"alpn\":[")
+                var first = true
+                forEachField { t, v in
+                    guard t == Field.alpn.rawValue else { return }
+                    if !first { out.append(0x2c) }
+                    first = false
+                    out.appendJSONString(v)
                 }
                 out.append(0x5d)
+                first = true
+                forEachField { t, v in
+                    guard t == Field.tlsVersion.rawValue, v.count == 2 else { return }
+                    out.appendASCII(first ? ",\"tls_versions\":[\"" : ",\"")
+                    first = false
+                    out.appendTLSVersionName(UInt16(v[0]) | UInt16(v[1]) << 8)
+                    out.append(0x22)
+                }
+                if !first { out.append(0x5d) }
+                if let v = value(.quicVersion), v.count == 4 {
+                    // Stored little endian; written most significant byte first.
+                    out.appendASCII(",\"quic_version\":\"0x")
+                    for k in (0..<4).reversed() { out.appendHex2(v[k]) }
+                    out.append(0x22)
+                }
+                if let v = value(.dcid), !v.isEmpty {
+                    out.appendASCII(",\"dcid\":\"")
+                    for b in v { out.appendHex2(b) }
+                    out.append(0x22)
+                }
+                if let v = value(.encryptedClientHello), v.first == 1 { out.appendASCII(",\"ech\":true") }
             }
-            if let quicVersion {
-                out.appendASCII(",\"quic_version\":\"0x")
-                for k in 0..<4 { out.appendHex2(UInt8(truncatingIfNeeded: quicVersion >> (24 - 8 * UInt32(k)))) }
-                out.append(0x22)
-            }
-            if !dcid.isEmpty {
-                out.appendASCII(",\"dcid\":\"")
-                for b in dcid { out.appendHex2(b) }
-                out.append(0x22)
-            }
-            if encryptedClientHello { out.appendASCII(",\"ech\":true") }
         }
         out.append(0x7d)  // }
     }
@@ -98,7 +131,12 @@ extension StateEvent {
 /// `Int(text)` after trimming spaces and tabs, without making Strings: an optional sign, then at least one ASCII
 /// digit and nothing else; nil when it is not such a number or overflows `Int`.
 func decimalInt(_ text: String) -> Int? {
-    var s = text.utf8[...]
+    withUTF8(text) { decimalInt($0) }
+}
+
+/// `decimalInt` of UTF-8 bytes.
+func decimalInt(_ text: UnsafeRawBufferPointer) -> Int? {
+    var s = text[...]
     while let f = s.first, f == 0x20 || f == 0x09 { s = s.dropFirst() }
     while let l = s.last, l == 0x20 || l == 0x09 { s = s.dropLast() }
     var negative = false
@@ -123,6 +161,19 @@ func decimalInt(_ text: String) -> Int? {
     return Int(magnitude)
 }
 
+/// True when `bytes` are valid UTF-8 (what a String made from them would hold unchanged).
+func validUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    var it = bytes.makeIterator()
+    var decoder = UTF8()
+    while true {
+        switch decoder.decode(&it) {
+        case .scalarValue: continue
+        case .emptyInput: return true
+        case .error: return false
+        }
+    }
+}
+
 extension [UInt8] {
     @inline(__always)
     mutating func appendASCII(_ s: StaticString) {
@@ -137,6 +188,11 @@ extension [UInt8] {
 
     /// `,"name":` and `value` as a JSON string.
     mutating func appendField(_ name: StaticString, _ value: String) {
+        withUTF8(value) { appendField(name, $0) }
+    }
+
+    /// `,"name":` and the UTF-8 bytes `value` as a JSON string.
+    mutating func appendField(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
         append(0x2c)
         append(0x22)
         appendASCII(name)
@@ -148,14 +204,30 @@ extension [UInt8] {
     /// A JSON string literal: `"` and `\` escaped, control characters as \n \r \t or \u00XX, every other byte as
     /// it is (a Swift String is valid UTF-8, so multi-byte scalars pass through whole).
     mutating func appendJSONString(_ s: String) {
+        withUTF8(s) { appendJSONString($0) }
+    }
+
+    /// `appendJSONString` of UTF-8 bytes (an event's field). Bytes that are not valid UTF-8 (a damaged or crafted
+    /// journal record) are repaired as `String(decoding:as:)` repairs them, so the output is always UTF-8.
+    mutating func appendJSONString(_ bytes: UnsafeRawBufferPointer) {
+        var ascii = true
+        for b in bytes where b >= 0x80 { ascii = false; break }
+        if ascii || validUTF8(bytes) {
+            appendEscaped(bytes)
+        } else {
+            var repaired = String(decoding: bytes, as: UTF8.self)
+            repaired.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    private mutating func appendEscaped(_ bytes: UnsafeRawBufferPointer) {
         append(0x22)
-        var s = s
-        s.withUTF8 { bytes in
+        do {
             var run = 0  // start of the bytes not yet copied
             for i in 0..<bytes.count {
                 let c = bytes[i]
                 guard c < 0x20 || c == 0x22 || c == 0x5c else { continue }
-                if i > run { append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i])) }
+                if i > run { append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<i])) }
                 run = i + 1
                 switch c {
                 case 0x22: append(0x5c); append(0x22)
@@ -168,7 +240,7 @@ extension [UInt8] {
                     appendHex2(c)
                 }
             }
-            if bytes.count > run { append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<bytes.count])) }
+            if bytes.count > run { append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<bytes.count])) }
         }
         append(0x22)
     }

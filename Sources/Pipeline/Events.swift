@@ -3,7 +3,14 @@ import Extract
 
 /// An application-state event, sent from a worker to the sink on an SPSC ring. Self-contained: it copies the few
 /// bytes it keeps (../shared/EVENTS.md is the output format).
-public struct StateEvent: Sendable, Equatable {
+///
+/// Flat: the context (kind, time, addresses, ports, TEID) is plain values, and every field of the kind (URL, host,
+/// headers, server name, ALPNs…) lives in one byte buffer, `fields`, encoded as the journal writes it. An event is
+/// built once on its worker; the sink's JSON writer reads the bytes where they lie, the journal copies them into its
+/// batch as they are, and an event crossing a ring retains and releases one buffer, not a string per field (with a
+/// string per field, the journal thread spent most of its time taking events apart). The properties below read and
+/// write the buffer.
+public struct StateEvent: Sendable {
     public enum Kind: String, Sendable { case webLink = "web_link", serverName = "server_name" }
     public var kind: Kind
     /// Capture time of the packet that completed the event, nanoseconds since the epoch.
@@ -16,25 +23,19 @@ public struct StateEvent: Sendable, Equatable {
     /// VLAN ids, outermost first.
     public var vlans: [UInt16]
     public var teid: UInt32?
-    // server_name
-    public var transport: String = ""
-    public var serverName: String?
-    public var alpn: [String] = []
-    public var tlsVersions: [UInt16] = []
-    public var quicVersion: UInt32?
-    public var dcid: [UInt8] = []
-    public var encryptedClientHello = false
-    // web_link
-    public var method: String?
-    public var url: String?
-    public var host: String?
-    public var httpVersion: String?
-    public var status: Int?
-    /// Lower-cased response header names of interest -> value.
-    public var responseHeaders: [String: String] = [:]
-    public var cacheable: Bool?
-    /// The edge proxy that served the response (Via / X-Cache / Server), an addition to EVENTS.md's fields.
-    public var proxy: String?
+    /// The kind's fields: (u8 tag | u16 length, little endian | bytes)*, tags from `Field`; always whole (every
+    /// length fits). A field set twice holds its last value; ALPNs, TLS versions and headers repeat, in order.
+    public internal(set) var fields: [UInt8] = []
+
+    /// Tags of `fields` (the journal's record format: stable numbers, never reused).
+    public enum Field: UInt8, Sendable {
+        // server_name
+        case transport = 1, serverName, alpn, tlsVersion, quicVersion, dcid, encryptedClientHello
+        // web_link
+        case method = 16, url, host, httpVersion, status, cacheable, proxy
+        /// One response header: u8 name length | lower-cased name | value.
+        case header
+    }
 
     /// An event with its context; the kind's fields are set afterwards.
     public init(kind: Kind, timestampNanoseconds: UInt64, device: IPAddress, client: IPAddress, clientPort: UInt16,
@@ -49,6 +50,17 @@ public struct StateEvent: Sendable, Equatable {
         self.serverPort = serverPort
         self.vlans = vlans
         self.teid = teid
+    }
+
+    /// An event with fields already encoded (the journal's reader); nil when `fields` is not whole.
+    public init?(kind: Kind, timestampNanoseconds: UInt64, device: IPAddress, client: IPAddress, clientPort: UInt16,
+                 server: IPAddress, serverPort: UInt16, vlans: [UInt16], teid: UInt32?,
+                 fields: UnsafeRawBufferPointer)
+    {
+        guard Self.whole(fields) else { return nil }
+        self.init(kind: kind, timestampNanoseconds: timestampNanoseconds, device: device, client: client,
+                  clientPort: clientPort, server: server, serverPort: serverPort, vlans: vlans, teid: teid)
+        self.fields = Array(fields)
     }
 
     /// One JSON object on one line (EVENTS.md): fields not known are omitted.
@@ -69,6 +81,7 @@ extension StateEvent {
         var e = StateEvent(kind: .serverName, timestampNanoseconds: ts, device: device, client: client,
                            clientPort: clientPort, server: server, serverPort: serverPort, vlans: vlanList(p),
                            teid: p.hasTEID ? p.teid : nil)
+        e.fields.reserveCapacity(64 + (info.serverName?.utf8.count ?? 0))
         e.transport = transport
         e.serverName = info.serverName
         e.alpn = info.alpn
@@ -84,6 +97,8 @@ extension StateEvent {
         ("content-length", "content_length", true), ("age", "age", true), ("via", "via", false),
         ("x-cache", "x_cache", false), ("server", "server_software", false),
     ]
+    /// `HeaderOrder`'s place of each of `responseFields`' headers.
+    static let responseSlots: [Int] = responseFields.map { f in withUTF8(f.0) { HeaderOrder.slot(of: $0)! } }
 }
 
 /// A JSON string literal, as events write them (also used by the CLI's summary).

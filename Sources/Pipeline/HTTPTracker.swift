@@ -196,6 +196,8 @@ final class HTTPTracker {
                            device: entry.hasDevice ? entry.device : entry.clientAddress,
                            client: entry.clientAddress, clientPort: entry.clientPort,
                            server: entry.serverAddress, serverPort: entry.serverPort, vlans: c.vlans, teid: c.teid)
+        // One allocation for the fields: the URL twice (it and the host), a response's headers, the rest.
+        e.fields.reserveCapacity(160 + 2 * (r.url?.utf8.count ?? 0) + (response == nil ? 0 : 320))
         e.method = r.method
         e.url = r.url
         e.host = r.host ?? (r.method == "CONNECT" ? r.target : nil)
