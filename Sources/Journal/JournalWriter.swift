@@ -82,6 +82,9 @@ public struct JournalStats: Sendable, Equatable {
     public var segmentsRemoved: UInt64 = 0
     public var diskFullEpisodes: UInt64 = 0
     public var diskFull = false
+    /// CPU time the journal thread has used (CLOCK_THREAD_CPUTIME_ID): what its work costs on one core, whatever
+    /// else the machine runs.
+    public var threadCPUNanoseconds: UInt64 = 0
 }
 
 /// What opening a journal found and repaired.
@@ -488,6 +491,10 @@ public final class JournalWriter: @unchecked Sendable {
     }
 
     private func publishStats() {
+        var ts = timespec()
+        if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 {
+            stats.threadCPUNanoseconds = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        }
         let s = stats
         statsLock.withLock { $0 = s }
     }

@@ -244,6 +244,8 @@ struct JournalCommand: ParsableCommand {
             let s = writer.currentStats
             emit("acked \(s.acknowledged)")
             emit("appended \(records) in \(seconds) s: \(Int(Double(records) / seconds)) records/s")
+            let cpu = Double(s.threadCPUNanoseconds) / 1e9
+            emit("journal thread: \(cpu) CPU-s: \(Int(Double(s.written) / max(cpu, 1e-9))) records per CPU-second")
             emit("done written \(s.written) dropped_disk_full \(s.droppedDiskFull) episodes \(s.diskFullEpisodes)")
         }
     }

@@ -18,6 +18,9 @@ let distinct = 200_000
 enum JournalMetrics {
     static let compressionRatioX100 = BenchmarkMetric.custom("compressionRatioX100", polarity: .prefersLarger,
                                                              useScalingFactor: false)
+    /// CPU time of the journal thread per record: its cost on one core, whatever else the machine runs.
+    static let threadCPUPerRecord = BenchmarkMetric.custom("journalThreadCPUNanosecondsPerRecord", polarity: .prefersSmaller,
+                                                           useScalingFactor: false)
     static let bytesReadIndexed = BenchmarkMetric.custom("bytesReadWithIndex", polarity: .prefersSmaller,
                                                          useScalingFactor: false)
     static let bytesReadScan = BenchmarkMetric.custom("bytesReadFullScan", polarity: .prefersSmaller,
@@ -55,7 +58,7 @@ func writeJournal(_ f: Fixture, segmentBytes: Int = 64 << 20) throws -> JournalS
 let benchmarks: @Sendable () -> Void = {
     precondition(BenchmarkScalingFactor.mega.rawValue == recordsPerIteration)
     let config = Benchmark.Configuration(
-        metrics: [.throughput, .wallClock, JournalMetrics.compressionRatioX100],
+        metrics: [.throughput, .wallClock, JournalMetrics.compressionRatioX100, JournalMetrics.threadCPUPerRecord],
         timeUnits: .nanoseconds, warmupIterations: 1, scalingFactor: .mega, maxDuration: .seconds(30), maxIterations: 5)
 
     Benchmark("Journal.append", configuration: config) { benchmark in
@@ -67,6 +70,7 @@ let benchmarks: @Sendable () -> Void = {
             throw JournalError(.io, "wrote \(stats.written) of \(recordsPerIteration) records")
         }
         benchmark.measurement(JournalMetrics.compressionRatioX100, Int(stats.rawBytes * 100 / max(stats.compressedBytes, 1)))
+        benchmark.measurement(JournalMetrics.threadCPUPerRecord, Int(stats.threadCPUNanoseconds / stats.written))
     } setup: {
         fixture = Fixture()
     } teardown: {
