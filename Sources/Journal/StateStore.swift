@@ -130,7 +130,8 @@ public final class StateStore: Sendable {
             state.withLock { $0.stats.recordsApplied &+= 1 }
             return
         }
-        state.withLock { s in
+        // The event's fields are found in one pass, before the lock.
+        e.withFieldIndex { f in state.withLock { s in
             s.stats.recordsApplied &+= 1
             s.clock &+= 1
             let ts = e.timestampNanoseconds
@@ -142,7 +143,7 @@ public final class StateStore: Sendable {
                 s.devices[e.device] = Device(address: e.device, firstSeen: ts, lastSeen: ts, touched: 0)
                 i = s.devices.index(forKey: e.device)!
             }
-            Self.update(&s.devices.values[i], with: e, clock: s.clock, stats: &s.stats, limits: limits)
+            Self.update(&s.devices.values[i], with: e, f, clock: s.clock, stats: &s.stats, limits: limits)
             if s.devices.count > limits.maxDevices {
                 // Least recently touched out, a tenth of the limit at a time (the device just seen is the most
                 // recent, so it stays).
@@ -154,19 +155,19 @@ public final class StateStore: Sendable {
                     s.stats.devicesEvicted &+= 1
                 }
             }
-        }
+        } }
     }
 
-    private static func update(_ d: inout Device, with e: StateEvent, clock: UInt64, stats: inout StoreStats,
-                               limits: StoreLimits)
+    private static func update(_ d: inout Device, with e: StateEvent, _ f: FieldIndex, clock: UInt64,
+                               stats: inout StoreStats, limits: StoreLimits)
     {
         let ts = e.timestampNanoseconds
         d.touched = clock
         d.firstSeen = min(d.firstSeen, ts)
         d.lastSeen = max(d.lastSeen, ts)
         d.events += 1
-        let host = e.kind == .webLink ? e.host : e.serverName
-        let proxy = e.kind == .webLink ? e.proxy : nil
+        let host = f.string(e.kind == .webLink ? .host : .serverName)
+        let proxy = e.kind == .webLink ? f.string(.proxy) : nil
         let id = proxy != nil ? AppID(proxy: proxy, server: .none, port: 0, host: host)
             : AppID(proxy: nil, server: e.server, port: e.serverPort, host: host)
         let i: Dictionary<AppID, AppState>.Index
@@ -179,7 +180,7 @@ public final class StateStore: Sendable {
             d.apps[id] = AppState(key: key, server: server, firstSeen: ts, lastSeen: ts)
             i = d.apps.index(forKey: id)!
         }
-        update(&d.apps.values[i], with: e, stats: &stats, limits: limits)
+        update(&d.apps.values[i], with: e, f, proxy: proxy, stats: &stats, limits: limits)
         if d.apps.count > limits.maxAppsPerDevice {
             for oldID in leastRecent(d.apps, keep: limits.maxAppsPerDevice, age: { $0.lastSeen }) {
                 guard let old = d.apps.removeValue(forKey: oldID) else { continue }
@@ -190,30 +191,31 @@ public final class StateStore: Sendable {
         }
     }
 
-    private static func update(_ app: inout AppState, with e: StateEvent, stats: inout StoreStats,
-                               limits: StoreLimits)
+    private static func update(_ app: inout AppState, with e: StateEvent, _ f: FieldIndex, proxy: String?,
+                               stats: inout StoreStats, limits: StoreLimits)
     {
         let ts = e.timestampNanoseconds
         app.firstSeen = min(app.firstSeen, ts)
         app.lastSeen = max(app.lastSeen, ts)
         app.events += 1
         guard e.kind == .webLink else {
-            if let name = e.serverName, !app.serverNames.contains(name) { app.serverNames.append(name) }
+            if let name = f.string(.serverName), !app.serverNames.contains(name) { app.serverNames.append(name) }
             for a in e.alpn where !app.alpn.contains(a) { app.alpn.append(a) }
-            if !e.transport.isEmpty, !app.transports.contains(e.transport) { app.transports.append(e.transport) }
+            if let t = f.string(.transport), !t.isEmpty, !app.transports.contains(t) { app.transports.append(t) }
             return
         }
-        if let p = e.proxy { app.proxy = p }
-        guard let url = e.url else { return }
+        if let proxy { app.proxy = proxy }
+        guard let url = f.string(.url) else { return }
         let i: Dictionary<String, LinkState>.Index
         if let found = app.links.index(forKey: url) {
             i = found
         } else {
             stats.links += 1
-            app.links[url] = LinkState(url: url, method: e.method ?? "GET", hits: 0, firstSeen: ts, lastSeen: ts)
+            app.links[url] = LinkState(url: url, method: f.string(.method) ?? "GET", hits: 0, firstSeen: ts,
+                                       lastSeen: ts)
             i = app.links.index(forKey: url)!
         }
-        update(&app.links.values[i], with: e)
+        update(&app.links.values[i], with: e, f)
         if app.links.count > limits.maxLinksPerApp {
             let old = leastRecent(app.links, keep: limits.maxLinksPerApp, age: { $0.lastSeen })
             for k in old { app.links[k] = nil }
@@ -223,41 +225,25 @@ public final class StateStore: Sendable {
         }
     }
 
-    private static func update(_ link: inout LinkState, with e: StateEvent) {
+    private static func update(_ link: inout LinkState, with e: StateEvent, _ f: FieldIndex) {
         let ts = e.timestampNanoseconds
         link.hits += 1
         link.firstSeen = min(link.firstSeen, ts)
         guard ts >= link.lastSeen || link.status == nil else { return }
         link.lastSeen = max(link.lastSeen, ts)
-        link.method = e.method ?? link.method
-        guard let status = e.status else { return }
-        // The newest response describes the object; a request without one keeps the last. Its headers are read
-        // in one pass over the event's fields, each name placed by `HeaderOrder`.
-        link.status = status
-        link.cacheable = e.cacheable
-        var cacheControl: String?, expires: String?, etag: String?, lastModified: String?, vary: String?
-        var contentType: String?, contentLength: String?
-        e.forEachField { tag, v in
-            guard tag == StateEvent.Field.header.rawValue, let (name, value) = StateEvent.header(v),
-                  let slot = HeaderOrder.slot(of: name), slot <= HeaderOrder.contentLength else { return }
-            let text = String(decoding: value, as: UTF8.self)
-            switch slot {
-            case HeaderOrder.cacheControl: cacheControl = text
-            case HeaderOrder.expires: expires = text
-            case HeaderOrder.etag: etag = text
-            case HeaderOrder.lastModified: lastModified = text
-            case HeaderOrder.vary: vary = text
-            case HeaderOrder.contentType: contentType = text
-            default: contentLength = text
-            }
-        }
-        link.cacheControl = cacheControl
-        link.expires = expires
-        link.etag = etag
-        link.lastModified = lastModified
-        link.vary = vary
-        link.contentType = contentType
-        link.contentLength = contentLength.flatMap { Int($0) }
+        link.method = f.string(.method) ?? link.method
+        guard let status = f.u16(.status) else { return }
+        // The newest response describes the object; a request without one keeps the last, with its headers (the
+        // field index placed them by `HeaderOrder` in its one pass).
+        link.status = Int(status)
+        link.cacheable = f.bool(.cacheable)
+        link.cacheControl = f.headerString(HeaderOrder.cacheControl)
+        link.expires = f.headerString(HeaderOrder.expires)
+        link.etag = f.headerString(HeaderOrder.etag)
+        link.lastModified = f.headerString(HeaderOrder.lastModified)
+        link.vary = f.headerString(HeaderOrder.vary)
+        link.contentType = f.headerString(HeaderOrder.contentType)
+        link.contentLength = f.headerString(HeaderOrder.contentLength).flatMap { Int($0) }
     }
 
     /// The keys of the least recent entries (smallest `age`) to remove from `d`, which has grown past `keep`:

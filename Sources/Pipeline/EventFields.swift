@@ -35,6 +35,13 @@ extension StateEvent {
         }
     }
 
+    /// Calls `body` with an index of the fields, made in one pass (readers of many fields: the JSON writer, the
+    /// state store). Valid only inside `body`.
+    @inline(__always)
+    package func withFieldIndex<R>(_ body: (FieldIndex) -> R) -> R {
+        fields.withUnsafeBytes { body(FieldIndex($0)) }
+    }
+
     /// True when `raw` is a sequence of whole fields.
     static func whole(_ raw: UnsafeRawBufferPointer) -> Bool {
         var at = 0
@@ -278,6 +285,67 @@ extension StateEvent {
         guard v.count >= 1, Int(v[0]) < v.count else { return nil }
         let nl = Int(v[0])
         return (UnsafeRawBufferPointer(rebasing: v[1..<1 + nl]), UnsafeRawBufferPointer(rebasing: v[(1 + nl)...]))
+    }
+}
+
+/// Where the last value of each field of an event lies, found in one pass: tags below 24 by tag, and response
+/// headers that `HeaderOrder` places by their place (at 24 + it). Offsets on the stack: nothing is allocated.
+package struct FieldIndex {
+    package let raw: UnsafeRawBufferPointer
+    private var start = InlineArray<38, Int32>(repeating: -1)
+    private var length = InlineArray<38, Int32>(repeating: 0)
+
+    init(_ raw: UnsafeRawBufferPointer) {
+        self.raw = raw
+        var at = 0
+        while at + 3 <= raw.count {
+            let tag = Int(raw[at]), n = Int(raw[at + 1]) | Int(raw[at + 2]) << 8
+            guard at + 3 + n <= raw.count else { break }
+            var i = tag < 24 ? tag : -1
+            var valueAt = at + 3, valueLength = n
+            if tag == Int(StateEvent.Field.header.rawValue), n >= 1, Int(raw[at + 3]) < n,
+               let slot = HeaderOrder.slot(of: UnsafeRawBufferPointer(rebasing: raw[at + 4..<at + 4 + Int(raw[at + 3])]))
+            {
+                i = 24 + slot
+                valueAt += 1 + Int(raw[at + 3])
+                valueLength -= 1 + Int(raw[at + 3])
+            }
+            if i >= 0 {
+                start[i] = Int32(valueAt)
+                length[i] = Int32(valueLength)
+            }
+            at += 3 + n
+        }
+    }
+
+    @inline(__always)
+    private func value(at i: Int) -> UnsafeRawBufferPointer? {
+        start[i] < 0 ? nil : UnsafeRawBufferPointer(rebasing: raw[Int(start[i])..<Int(start[i] + length[i])])
+    }
+
+    /// The bytes of the last `f` field.
+    @inline(__always)
+    package func value(_ f: StateEvent.Field) -> UnsafeRawBufferPointer? { value(at: Int(f.rawValue)) }
+
+    /// The value of the last header at `HeaderOrder` place `slot`.
+    @inline(__always)
+    package func header(_ slot: Int) -> UnsafeRawBufferPointer? { value(at: 24 + slot) }
+
+    package func string(_ f: StateEvent.Field) -> String? { value(f).map { String(decoding: $0, as: UTF8.self) } }
+
+    package func headerString(_ slot: Int) -> String? {
+        header(slot).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// A 1-byte boolean field, a 2-byte number (little endian).
+    package func bool(_ f: StateEvent.Field) -> Bool? {
+        guard let v = value(f), v.count == 1 else { return nil }
+        return v[0] != 0
+    }
+
+    package func u16(_ f: StateEvent.Field) -> UInt16? {
+        guard let v = value(f), v.count == 2 else { return nil }
+        return UInt16(v[0]) | UInt16(v[1]) << 8
     }
 }
 

@@ -33,46 +33,19 @@ extension StateEvent {
             out.appendASCII(",\"teid\":")
             out.appendDecimal(UInt64(teid))
         }
-        fields.withUnsafeBytes { raw in
-            // One pass over the fields: where the last value of each tag lies, and of each header `HeaderOrder`
-            // places (at 24 + its slot). Offsets in `raw`, -1 when absent; on the stack.
-            var start = InlineArray<38, Int32>(repeating: -1)
-            var length = InlineArray<38, Int32>(repeating: 0)
-            var at = 0
-            while at + 3 <= raw.count {
-                let tag = Int(raw[at]), n = Int(raw[at + 1]) | Int(raw[at + 2]) << 8
-                guard at + 3 + n <= raw.count else { break }
-                var i = tag < 24 ? tag : -1
-                var valueAt = at + 3, valueLength = n
-                if tag == Int(Field.header.rawValue), n >= 1, Int(raw[at + 3]) < n,
-                   let slot = HeaderOrder.slot(of: UnsafeRawBufferPointer(rebasing: raw[at + 4..<at + 4 + Int(raw[at + 3])]))
-                {
-                    i = 24 + slot
-                    valueAt += 1 + Int(raw[at + 3])
-                    valueLength -= 1 + Int(raw[at + 3])
-                }
-                if i >= 0 {
-                    start[i] = Int32(valueAt)
-                    length[i] = Int32(valueLength)
-                }
-                at += 3 + n
-            }
-            func value(_ i: Int) -> UnsafeRawBufferPointer? {
-                start[i] < 0 ? nil : UnsafeRawBufferPointer(rebasing: raw[Int(start[i])..<Int(start[i] + length[i])])
-            }
-            func value(_ f: Field) -> UnsafeRawBufferPointer? { value(Int(f.rawValue)) }
-
+        withFieldIndex { index in
+            func value(_ f: Field) -> UnsafeRawBufferPointer? { index.value(f) }
             if kind == .webLink {
                 if let v = value(.method) { out.appendField("method", v) }
                 if let v = value(.url) { out.appendField("url", v) }
                 if let v = value(.host) { out.appendField("host", v) }
                 if let v = value(.httpVersion) { out.appendField("version", v) }
-                if let v = value(.status), v.count == 2 {
+                if let status = index.u16(.status) {
                     out.appendASCII(",\"status\":")
-                    out.appendDecimal(UInt64(v[0]) | UInt64(v[1]) << 8)
+                    out.appendDecimal(UInt64(status))
                 }
                 for (k, (_, field, numeric)) in Self.responseFields.enumerated() {
-                    guard let v = value(24 + Self.responseSlots[k]) else { continue }
+                    guard let v = index.header(Self.responseSlots[k]) else { continue }
                     if numeric {
                         // As `Int(v.trimmingSpaces())` reads it: omitted when it is not a number.
                         guard let n = decimalInt(v) else { continue }
@@ -84,8 +57,8 @@ extension StateEvent {
                         out.appendField(field, v)
                     }
                 }
-                if let v = value(.cacheable), v.count == 1 {
-                    out.appendASCII(v[0] != 0 ? ",\"cacheable\":true" : ",\"cacheable\":false")
+                if let c = index.bool(.cacheable) {
+                    out.appendASCII(c ? ",\"cacheable\":true" : ",\"cacheable\":false")
                 }
                 if let v = value(.proxy) { out.appendField("proxy", v) }
             }
