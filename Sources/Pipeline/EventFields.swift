@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-// The fields of a `StateEvent`, read and written in its byte buffer: `forEachField` and `withField` read them where
-// they lie (the JSON writer, the state store), and the properties are the typed view that builders and tests use.
+// The fields of a `StateEvent`, read and written in its byte buffer. `forEachField`, `withField` and `FieldIndex`
+// (one pass, for readers of many fields: the JSON writer, the state store) read them where they lie; the
+// properties are the typed view that builders and tests use.
 
 extension StateEvent {
     /// Calls `body` with each field's tag and bytes, in order. The bytes are valid only inside `body`.
@@ -267,13 +268,22 @@ extension StateEvent {
                     lastSlot = slot
                 }
                 guard !inOrder else { return }
-                let region = Array(fields[regionStart...])
-                fields.removeSubrange(regionStart...)
-                var rest = present
-                while rest != 0 {
-                    let slot = rest.trailingZeroBitCount
-                    rest &= rest - 1
-                    fields.append(contentsOf: region[pieces[2 * slot]..<pieces[2 * slot] + pieces[2 * slot + 1]])
+                // Reordered in place from a copy in temporary storage (on the stack when small): no allocation.
+                let length = fields.count - regionStart
+                withUnsafeTemporaryAllocation(byteCount: length, alignment: 1) { copy in
+                    fields.withUnsafeMutableBytes { all in
+                        let region = all.baseAddress! + regionStart
+                        copy.baseAddress!.copyMemory(from: region, byteCount: length)
+                        var at = 0
+                        var rest = present
+                        while rest != 0 {
+                            let slot = rest.trailingZeroBitCount
+                            rest &= rest - 1
+                            let (offset, size) = (pieces[2 * slot], pieces[2 * slot + 1])
+                            (region + at).copyMemory(from: copy.baseAddress! + offset, byteCount: size)
+                            at += size
+                        }
+                    }
                 }
             }
         }
