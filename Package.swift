@@ -97,6 +97,9 @@ let package = Package(
         .target(name: "PacketCraft", dependencies: ["Decode"]),
         // Compiled XDP programs, embedded as resources: loading, BPF_PROG_RUN, the live-frames traffic generator.
         .target(name: "XDPPrograms", dependencies: ["CXDP", "CStatetapShims"], plugins: ["BPFCompilerPlugin"]),
+        // The traffic generator (`statetap send`): live-frames BPF_PROG_RUN, AF_XDP TX or AF_PACKET, exact counts and
+        // rates, for labs, tests and benchmarks.
+        .target(name: "Generator", dependencies: ["CXDP", "CStatetapShims", "XDPPrograms"]),
         // AF_XDP: UMEM, sockets and rings per rx queue, the bpf_link attachment, kernel statistics.
         .target(name: "XDPCapture", dependencies: ["CXDP", "CStatetapShims", "XDPPrograms"],
                 swiftSettings: hotSwiftSettings),
@@ -104,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "statetap",
             dependencies: [
-                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Journal", "Migration",
+                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Generator", "Journal", "Migration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,6 +128,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
+        .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CXDP", "CLZ4", "CPcap", "XDPPrograms", "CStatetapShims"]),
         // Needs root (BPF): loads the XDP program and runs it on crafted frames with BPF_PROG_RUN.
         // Runs the built binary in network namespaces it creates: live capture on veth pairs, errors, kill -9.

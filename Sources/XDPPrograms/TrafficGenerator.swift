@@ -62,6 +62,15 @@ public final class TrafficGenerator {
         guard rc == 0 else { throw BPFError(operation: "set the generator's limit", code: rc) }
     }
 
+    /// Checks that the kernel allows live-frames runs here without sending anything: one run of a minimal frame
+    /// while the limit equals what was sent, so the program drops it. Some kernels refuse live frames (EPERM even
+    /// as root with every capability); this is how a caller learns it before choosing another engine.
+    public func probe() throws {
+        try setLimit(try sent())
+        let frame = [UInt8](repeating: 0, count: 60)
+        try frame.withUnsafeBytes { try run(frame: $0, repeat: 1) }
+    }
+
     /// Sends `frame` `count` more times (paced when a rate was given). `frame` must be 14...3000 bytes.
     /// Each BPF_PROG_RUN call costs the kernel some milliseconds of setup: large counts amortize it.
     public func send(frame: UnsafeRawBufferPointer, count: UInt64) throws {

@@ -39,6 +39,11 @@ private func readPcap(_ path: String) throws -> [[UInt8]] {
     return out
 }
 
+/// The engines `statetap send` has.
+private enum GeneratorEngineName {
+    static let all: Set<String> = ["live-frames", "xsk", "packet"]
+}
+
 private func json(_ s: String) throws -> [String: Any] {
     let line = try #require(s.split(separator: "\n").last { $0.hasPrefix("{") }, "no JSON summary in: \(s)")
     return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -101,7 +106,9 @@ struct LiveCaptureTests {
 
         let send = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, sentPath, "--json"])
         #expect(send.status == 0, "send failed: \(send.stderr)")
-        #expect(try json(send.stdout)["frames_sent"] as? Int == plan.sent.count)
+        let sent = try json(send.stdout)
+        #expect(sent["frames_sent"] as? Int == plan.sent.count)
+        #expect(GeneratorEngineName.all.contains(sent["engine"] as? String ?? ""), "the summary names the engine: \(sent)")
 
         usleep(300_000)
         capture.signal(SIGINT)
@@ -247,6 +254,103 @@ struct LiveCaptureTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try json(result.stdout)["packets"] as? Int == plan.steered.count)
         #expect(try !lab.xdpAttached())
+    }
+
+    /// Captures on B while `statetap send ARGS` runs on A; returns the send summary, the capture summary and the
+    /// captured frames.
+    private func sendAndCapture(_ lab: VethLab, sendArgs: [String]) throws -> (send: CommandResult, capture: [String: Any], frames: [[UInt8]]) {
+        let capturedPath = tempPath("captured.pcap")
+        defer { try? FileManager.default.removeItem(atPath: capturedPath) }
+        let capture = try lab.statetap(in: lab.nsB, ["capture", "-i", lab.ifB, "--xdp-mode", "native", "--stats-interval", "0",
+                                                     "--json", "--write-pcap", capturedPath])
+        #expect(lab.waitUntilCapturing(capture), "capture did not start: \(capture.stderrSoFar)")
+        let send = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, "--json"] + sendArgs)
+        usleep(300_000)
+        capture.signal(SIGINT)
+        let result = capture.wait(timeout: 30)
+        #expect(result.status == 0, "capture exited \(result.status): \(result.stderr)")
+        return (send, try json(result.stdout), try readPcap(capturedPath))
+    }
+
+    /// Each engine sends exactly --count frames (the file cycled and cut mid-way, with --repeat), in the plan's
+    /// order, and says which engine it was.
+    private func checkEngine(_ engine: String) throws {
+        let lab = try VethLab()
+        defer { lab.remove() }
+        // 7 distinct frames of interest, each twice in a row, 40 frames: the file goes round 2 6/7 times.
+        let frames = synFlood(7)
+        let path = tempPath("engine.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writePcap(frames, to: path)
+        let expected = (0..<40).map { frames[($0 / 2) % 7] }
+        let (send, summary, captured) = try sendAndCapture(lab, sendArgs: [path, "--engine", engine, "--repeat", "2",
+                                                                            "--count", "40"])
+        #expect(send.status == 0, "send --engine \(engine) failed: \(send.stderr)")
+        let result = try json(send.stdout)
+        #expect(result["engine"] as? String == engine)
+        #expect(result["frames_sent"] as? Int == 40)
+        let queue = try #require(((summary["live"] as? [String: Any])?["queues"] as? [String: Any])?["0"] as? [String: Any])
+        #expect(queue["rx_packets"] as? Int == 40, "every frame sent arrives once")
+        #expect(summary["packets"] as? Int == 40)
+        if (result["resent"] as? Int ?? 0) == 0 {
+            #expect(captured == expected, "frames arrive in the plan's order")
+        } else {
+            #expect(captured.count == expected.count, "a resent frame may change the order, never the count")
+        }
+    }
+
+    @Test("the xsk and packet engines send exactly --count frames, in order", arguments: ["xsk", "packet"])
+    func userSpaceEngines(engine: String) throws {
+        try checkEngine(engine)
+    }
+
+    @Test("the live-frames engine sends exactly --count frames, in order (where the kernel allows live frames)")
+    func liveFramesEngine() throws {
+        let onePath = try oneFramePcap()
+        defer { try? FileManager.default.removeItem(atPath: onePath) }
+        let probe: CommandResult
+        do {
+            let lab = try VethLab()
+            defer { lab.remove() }
+            probe = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, "--engine", "live-frames", "--count", "1", onePath])
+        }
+        if probe.status != 0, let line = probe.stderr.split(separator: "\n").first(where: { $0.contains("refused a live-frames") }) {
+            print("SKIPPED: the live-frames engine: this kernel refuses it: \(line)")
+            try Test.cancel("this kernel refuses live-frames BPF_PROG_RUN: \(line)")
+        }
+        try checkEngine("live-frames")
+    }
+
+    private func oneFramePcap() throws -> String {
+        let path = tempPath("one.pcap")
+        try writePcap(synFlood(1), to: path)
+        return path
+    }
+
+    @Test("auto falls back on its own and says why; --rate paces every engine (never faster than asked)")
+    func autoAndRate() throws {
+        let lab = try VethLab()
+        defer { lab.remove() }
+        let path = try oneFramePcap()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let auto = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, path, "--count", "5", "--json"])
+        #expect(auto.status == 0, "\(auto.stderr)")
+        let engine = try json(auto.stdout)["engine"] as? String
+        #expect(auto.stderr.contains("with the \(engine ?? "?") engine"), "auto says which engine it used: \(auto.stderr)")
+        if engine != "live-frames" {
+            #expect(auto.stderr.contains("not using the live-frames engine:"), "auto says why it fell back: \(auto.stderr)")
+        }
+        // 1000 frames at 5000/s take at least 0.19 s, whichever engine (a lower bound only: never a timed test).
+        for e in ["xsk", "packet"] {
+            let paced = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, path, "--engine", e, "--count", "1000",
+                                                          "--rate", "5000", "--json"])
+            #expect(paced.status == 0, "\(paced.stderr)")
+            let r = try json(paced.stdout)
+            #expect(r["frames_sent"] as? Int == 1000)
+            #expect((r["seconds"] as? Double ?? 0) >= 0.19, "--rate 5000 must pace the \(e) engine: \(r)")
+        }
+        let bad = try lab.statetapRun(in: lab.nsA, ["send", "-i", lab.ifA, path, "--engine", "warp"])
+        #expect(bad.status != 0 && bad.stderr.contains("--engine must be auto, live-frames, xsk or packet"), "\(bad.stderr)")
     }
 
     @Test("clear errors: no interface, no privileges, queue out of range, zero-copy, verifier, program attached")

@@ -13,6 +13,17 @@ int statetap_set_current_thread_name(const char *name);
 // Number of CPUs this process may run on (sched_getaffinity + CPU_COUNT, a macro).
 int statetap_allowed_cpu_count(void);
 
+// The traffic generator's AF_PACKET engine. sockaddr_ll and PACKET_QDISC_BYPASS live in <linux/if_packet.h>, which
+// Swift's Glibc module does not import, and sendmmsg/struct mmsghdr are behind _GNU_SOURCE.
+// Opens an AF_PACKET raw socket bound to `ifindex` that receives nothing (protocol 0) and, with `qdisc_bypass`,
+// hands frames straight to the driver (PACKET_QDISC_BYPASS). Returns the fd, or -errno.
+int statetap_packet_socket_open(int ifindex, int qdisc_bypass);
+// Sends `count` (1...256) frames, frame i = (bases[i], lengths[i]), with one sendmmsg. Returns how many the kernel
+// took (the first refused one is the next to send), or -errno when it took none.
+int statetap_packet_send_batch(int fd, void *const *bases, const unsigned int *lengths, unsigned int count);
+// The CPU the calling thread runs on (sched_getcpu is behind _GNU_SOURCE); -1 when unknown.
+int statetap_current_cpu(void);
+
 #include "statetap_bpf_shared.h"
 
 #endif
