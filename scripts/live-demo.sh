@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live capture on a veth pair, end to end (root): builds statetap, makes two network namespaces joined by a veth
 # pair, captures on one end with AF_XDP while the other end sends a generated capture of mobile-edge traffic
-# (statetap send: BPF_PROG_RUN live frames) and pings across, then stops the capture with SIGINT and checks that
+# (statetap send, the fastest engine the kernel allows: live frames, else AF_XDP TX, else AF_PACKET; it says which)
+# and pings across, then stops the capture with SIGINT and checks that
 # every frame the XDP program steered was decoded exactly once, the kernel dropped nothing, ping worked, and no XDP
 # program is left. Everything it made is removed on exit, whatever happens.
 #   sudo scripts/live-demo.sh [PACKETS]

@@ -24,9 +24,15 @@ struct Pacer {
     private var base: UInt64 = 0
     private var started = false
 
+    /// Frames released together when on schedule: as many as fall due in 20 us (at least 1, at most a burst), so
+    /// a high rate costs one system call per few frames instead of one per frame, and the rate stays smooth at
+    /// any scale a receiver can see (its rings hold thousands of frames).
+    let minBurst: UInt64
+
     init(rate: Double?, maxBurst: UInt64 = 64) {
         interval = rate.map { 1e9 / $0 }
         self.maxBurst = maxBurst
+        minBurst = rate.map { max(1, min(maxBurst, UInt64($0 * 20e-6))) } ?? 1
     }
 
     /// Frames that may be sent now (at most `limit`) when `sent` have been; when it is 0, the nanoseconds to wait.
@@ -35,8 +41,10 @@ struct Pacer {
         if !started { started = true; start = now; base = sent }
         let elapsed = Double(now &- start)
         let due = base + UInt64(elapsed / interval) + 1  // frames due by now, counted from the run's start
-        if due <= sent {
-            let next = Double(start) + Double(sent - base) * interval
+        let release = min(minBurst, UInt64(max(limit, 1)))  // the run's last frames: when the last of them is due
+        if due < sent + release {
+            // Wait for the frame that completes the next release.
+            let next = Double(start) + Double(sent + release - 1 - base) * interval
             return (0, UInt64(max(next - Double(now), 1)))
         }
         if due - sent > maxBurst {
