@@ -118,6 +118,10 @@ struct CLITests {
         (["capture", "-i", "lo", "--queues", "x-y"], "--queues takes 'all'"),
         (["send", "-i", "lo", "/nonexistent.pcap"], "cannot read capture file"),
         (["send", "-i", "lo", "/dev/null", "--batch", "300"], "--batch must be 1...256"),
+        (["send", "-i", "lo", "/dev/null", "--engine", "pktgen"], "--engine must be auto, live-frames, xsk or packet"),
+        (["send", "-i", "lo", "/dev/null", "--count", "0"], "--count must be at least 1"),
+        (["send", "-i", "lo", "/dev/null", "--count", "5", "--loops", "2"], "--loops and --count exclude each other"),
+        (["send", "-i", "lo", "/dev/null", "--rate", "0.5"], "--rate must be 0 (unpaced) or 1...1e9"),
     ])
     func badInput(arguments: [String], message: String) throws {
         let run = try statetap(arguments)
