@@ -9,12 +9,47 @@ public struct HTTPRequest: Sendable, Equatable {
     public var target: String
     public var version: String
     public var host: String?
-    /// The absolute URL (nil for CONNECT, whose target is an authority).
+    /// The absolute URL (nil for CONNECT, whose target is an authority, and for a request that names no host:
+    /// see `url(authority:)`).
     public var url: String? {
         if method == "CONNECT" { return nil }
-        if target.hasPrefix("http://") || target.hasPrefix("https://") { return target }
+        if let absolute = absoluteURL { return absolute }
         guard let host else { return nil }
         return "http://" + host + (target.hasPrefix("/") ? target : "/" + target)
+    }
+
+    /// Whether the request names its host (a Host header, or an absolute-form target): when not, `url(authority:)`
+    /// builds the URL from the server's address.
+    public var namesHost: Bool { host != nil || absoluteURL != nil }
+
+    /// The absolute URL of a request that names no host, with `authority` (the server's address and port, as the
+    /// connection shows them) in its place; the same as `url` otherwise.
+    public func url(authority: String) -> String? {
+        if method == "CONNECT" { return nil }
+        if namesHost { return url }
+        return "http://" + authority + (target.hasPrefix("/") ? target : "/" + target)
+    }
+
+    /// An absolute-form target (RFC 9112 §3.2.2) of the http or https scheme, its scheme written lower case: the
+    /// scheme is case-insensitive (RFC 3986 §3.1, §6.2.2.1), so `HTTP://h/` and `http://h/` are one URL, and
+    /// tshark matches it so too. The authority is kept as sent, as a Host header is. Nil for any other target.
+    private var absoluteURL: String? {
+        let u = target.utf8
+        // "http" then ":" or "s:", then "//": matched ignoring case, without building a string.
+        var i = u.startIndex
+        for c in "http".utf8 {
+            guard i != u.endIndex, u[i] | 0x20 == c else { return nil }
+            u.formIndex(after: &i)
+        }
+        var secure = false
+        if i != u.endIndex, u[i] | 0x20 == UInt8(ascii: "s") { secure = true; u.formIndex(after: &i) }
+        for c in "://".utf8 {
+            guard i != u.endIndex, u[i] == c else { return nil }
+            u.formIndex(after: &i)
+        }
+        let scheme = secure ? "https://" : "http://"
+        if target.utf8.starts(with: scheme.utf8) { return target }  // already lower case: no new string
+        return scheme + String(target[i...])
     }
 }
 
@@ -57,6 +92,9 @@ public struct HTTPStreamParser: Sendable {
     /// Methods of requests still waiting for their response (server side: HEAD has no body).
     public var pendingMethods: [String] = []
     public private(set) var malformed = 0
+    /// Interim (1xx) responses read, 101 excepted (it is final: the connection switches protocols). They are not
+    /// emitted: the final response that follows is the one paired with the request.
+    public private(set) var interim = 0
     /// Bytes of a header block, and of a chunk-size or trailer line, kept at most: past them the message is
     /// counted malformed and the parser resynchronizes (memory per connection stays bounded).
     public static let maxHeader = 64 * 1024
@@ -246,6 +284,7 @@ public struct HTTPStreamParser: Sendable {
                                  headers: headers)
             if status >= 100 && status < 200 && status != 101 {
                 body = .none  // interim: the final response follows
+                interim += 1
                 return
             }
             let method = pendingMethods.isEmpty ? "GET" : pendingMethods.removeFirst()

@@ -199,6 +199,21 @@ extension StateEvent {
         set { set(.host, newValue) }
     }
 
+    /// Where the URL's host came from when the request named none: "address" (the server's address and port).
+    public var hostFrom: String? {
+        get { string(.hostFrom) }
+        set { set(.hostFrom, newValue) }
+    }
+
+    /// The request or response was cut by the capture's snap length: what is here was captured, the rest not.
+    public var truncated: Bool {
+        get { withField(.truncated) { $0.first == 1 } ?? false }
+        set {
+            remove(.truncated)
+            if newValue { append(.truncated, integer: UInt8(1)) }
+        }
+    }
+
     public var httpVersion: String? {
         get { string(.httpVersion) }
         set { set(.httpVersion, newValue) }
@@ -373,6 +388,7 @@ extension StateEvent: Equatable {
         transport == o.transport && serverName == o.serverName && alpn == o.alpn && tlsVersions == o.tlsVersions
             && quicVersion == o.quicVersion && dcid == o.dcid && encryptedClientHello == o.encryptedClientHello
             && method == o.method && url == o.url && host == o.host && httpVersion == o.httpVersion
+            && hostFrom == o.hostFrom && truncated == o.truncated
             && status == o.status && cacheable == o.cacheable && proxy == o.proxy
             && responseHeaders == o.responseHeaders && unknownFields == o.unknownFields
     }

@@ -40,6 +40,8 @@ extension StateEvent {
                 if let v = value(.url) { out.appendField("url", v) }
                 if let v = value(.host) { out.appendField("host", v) }
                 if let v = value(.httpVersion) { out.appendField("version", v) }
+                if let v = value(.hostFrom) { out.appendField("host_from", v) }
+                if let v = value(.truncated), v.first == 1 { out.appendASCII(",\"truncated\":true") }
                 if let status = index.u16(.status) {
                     out.appendASCII(",\"status\":")
                     out.appendDecimal(UInt64(status))

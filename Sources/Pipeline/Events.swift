@@ -31,6 +31,9 @@ public struct StateEvent: Sendable {
     public enum Field: UInt8, Sendable {
         // server_name
         case transport = 1, serverName, alpn, tlsVersion, quicVersion, dcid, encryptedClientHello
+        // web_link, added later in the free tags under 16 (tags under 24 are indexed, see `FieldIndex`):
+        // where the URL's host came from when not the request ("address"); the message was cut by the snap length.
+        case hostFrom = 12, truncated
         // web_link
         case method = 16, url, host, httpVersion, status, cacheable, proxy
         /// One response header: u8 name length | lower-cased name | value.

@@ -13,6 +13,12 @@ final class HTTPTracker {
         var client: HTTPStreamParser
         var server: HTTPStreamParser
         var pending: [HTTPRequest] = []
+        /// Final responses read while no request waited, whose segment acknowledged client bytes up to
+        /// `strayAck`: a request that then arrives within those bytes was already answered by one of them (the two
+        /// directions of a tap are not in step), so it is reported without a response instead of waiting for, and
+        /// taking, the next request's.
+        var strayResponses = 0
+        var strayAck: UInt32 = 0
         /// A CONNECT succeeded: the rest of the connection is a tunnel, not HTTP.
         var tunnel = false
         var entry: FlowEntry
@@ -33,6 +39,7 @@ final class HTTPTracker {
 
         var buffered: Int { clientStream.buffered + serverStream.buffered }
         var malformed: Int { client.malformed + server.malformed }
+        var interim: Int { server.interim }
     }
 
     private var connections: ConnectionSlots<Connection>
@@ -96,6 +103,7 @@ final class HTTPTracker {
         gapsSeen = 0
         let before = c.buffered
         let malformedBefore = c.malformed
+        let interimBefore = c.interim
         // A reassembler calls back into its parser: different properties of the connection, updated in place.
         // Only the server side's loss of sync matters to pairing (see `pair`).
         func toClientParser(_ e: StreamReassembler.Event) {
@@ -125,22 +133,39 @@ final class HTTPTracker {
         }
         counters.gaps &+= gapsSeen
         counters.malformed &+= UInt64(c.malformed - malformedBefore)
-        if !messages.isEmpty { pair(messages, in: c, ts: ts, publish: publish) }
+        counters.interimResponses &+= UInt64(c.interim - interimBefore)
+        // What the server had received of the client's stream when it sent this segment.
+        let ack: UInt32? = !fromClient && p.tcpFlags & TCPFlags.ack != 0 ? p.tcpAcknowledgment : nil
+        if !messages.isEmpty { pair(messages, in: c, serverAck: ack, ts: ts, publish: publish) }
     }
 
     /// Requests wait for their responses, in order; each response completes the oldest waiting request. When the
     /// server side lost sync (bytes missing or unreadable), the responses of the requests waiting then may be in
     /// the lost bytes: those requests go out without a response rather than be paired with a later one.
-    private func pair(_ messages: [HTTPStreamParser.Message], in c: Connection, ts: UInt64,
+    /// A response is never paired with a request that arrives after it: read while no request waits, it is
+    /// counted (`responsesWithoutRequest`), and when its segment's acknowledgment (`serverAck`, nil when not
+    /// known) shows the server already had the request that arrives next, that request goes out without a
+    /// response (`unpairedResponseFirst`) rather than take the response of the one after it.
+    private func pair(_ messages: [HTTPStreamParser.Message], in c: Connection, serverAck: UInt32?, ts: UInt64,
                       publish: (StateEvent) -> Void)
     {
         for m in messages {
             switch m {
             case .request(let r):
                 counters.requests &+= 1
+                if r.method == "CONNECT" { c.tunnel = true }  // the client's next bytes belong to the tunnel
+                if c.strayResponses > 0 {
+                    // Its bytes end where the client's stream has been read to (this segment's end, at most).
+                    if Int32(bitPattern: c.strayAck &- c.clientStream.next) >= 0 {
+                        c.strayResponses -= 1
+                        counters.unpairedResponseFirst &+= 1
+                        publish(event(c, r, nil, ts))
+                        continue
+                    }
+                    c.strayResponses = 0  // sent after those responses: neither it nor a later request is theirs
+                }
                 c.server.pendingMethods.append(r.method)
                 c.pending.append(r)
-                if r.method == "CONNECT" { c.tunnel = true }  // the client's next bytes belong to the tunnel
                 if c.pending.count > Self.maxPending {
                     // Endless requests without responses: the oldest goes out unanswered; bounded memory.
                     publish(event(c, c.pending.removeFirst(), nil, ts))
@@ -150,6 +175,10 @@ final class HTTPTracker {
                 counters.responses &+= 1
                 guard !c.pending.isEmpty else {
                     counters.responsesWithoutRequest &+= 1
+                    if let serverAck {
+                        if c.strayResponses == 0 || Int32(bitPattern: serverAck &- c.strayAck) > 0 { c.strayAck = serverAck }
+                        c.strayResponses += 1
+                    }
                     continue
                 }
                 publish(event(c, c.pending.removeFirst(), r, ts))
@@ -174,7 +203,7 @@ final class HTTPTracker {
             case .gap(let n): c.client.gap(n) { _ in }; counters.gaps &+= 1
             }
         }
-        pair(messages, in: c, ts: ts, publish: publish)
+        pair(messages, in: c, serverAck: nil, ts: ts, publish: publish)
         messages.removeAll()
         c.serverStream.finish { e in
             switch e {
@@ -182,7 +211,7 @@ final class HTTPTracker {
             case .gap(let n): c.server.gap(n) { messages.append($0) }; counters.gaps &+= 1
             }
         }
-        pair(messages, in: c, ts: ts, publish: publish)
+        pair(messages, in: c, serverAck: nil, ts: ts, publish: publish)
         counters.overlapConflicts &+= c.clientStream.conflicts &+ c.serverStream.conflicts
         for r in c.pending { publish(event(c, r, nil, ts)) }
     }
@@ -196,11 +225,17 @@ final class HTTPTracker {
                            device: entry.hasDevice ? entry.device : entry.clientAddress,
                            client: entry.clientAddress, clientPort: entry.clientPort,
                            server: entry.serverAddress, serverPort: entry.serverPort, vlans: c.vlans, teid: c.teid)
+        // A request that names no host (HTTP/1.0 without Host, a Fast Open SYN's…): its URL from the server's
+        // address and port, as tshark builds a full URI, so it can still be fetched; `host` stays the Host header's
+        // (none), and `hostFrom` says where the URL's host came from.
+        let fromAddress = !r.namesHost && r.method != "CONNECT"
+        let url = fromAddress ? r.url(authority: Self.authority(entry.serverAddress, entry.serverPort)) : r.url
         // One allocation for the fields: the URL twice (it and the host), a response's headers, the rest.
-        e.fields.reserveCapacity(160 + 2 * (r.url?.utf8.count ?? 0) + (response == nil ? 0 : 320))
+        e.fields.reserveCapacity(160 + 2 * (url?.utf8.count ?? 0) + (response == nil ? 0 : 320))
         e.method = r.method
-        e.url = r.url
+        e.url = url
         e.host = r.host ?? (r.method == "CONNECT" ? r.target : nil)
+        if fromAddress { e.hostFrom = "address" }
         e.httpVersion = r.version
         if let response {
             e.status = response.status
@@ -212,6 +247,15 @@ final class HTTPTracker {
     }
 }
 
+extension HTTPTracker {
+    /// A URL's authority for a server address: IPv6 in brackets, the port omitted when it is 80 (RFC 3986 §3.2,
+    /// §6.2.3).
+    static func authority(_ address: IPAddress, _ port: UInt16) -> String {
+        let host = address.isIPv6 ? "[" + address.description + "]" : address.description
+        return port == 80 ? host : host + ":" + String(port)
+    }
+}
+
 /// What the HTTP tracker counted.
 public struct HTTPCounters: Sendable {
     public var connections: UInt64 = 0
@@ -220,6 +264,11 @@ public struct HTTPCounters: Sendable {
     public var responsesWithoutRequest: UInt64 = 0
     /// Requests reported without a response because the server's stream lost bytes while they waited.
     public var unpairedAfterLoss: UInt64 = 0
+    /// Requests reported without a response because their response was read before them (a tap's directions
+    /// out of step): the server had acknowledged the request when it sent a response no waiting request took.
+    public var unpairedResponseFirst: UInt64 = 0
+    /// Interim (1xx but 101) responses read; the final response after them is paired with the request.
+    public var interimResponses: UInt64 = 0
     public var gaps: UInt64 = 0
     public var malformed: UInt64 = 0
     /// Connections not followed because the tracker already followed its maximum.
@@ -234,6 +283,7 @@ public struct HTTPCounters: Sendable {
         memcapSkips += o.memcapSkips; overlapConflicts += o.overlapConflicts
         connections += o.connections; requests += o.requests; responses += o.responses
         responsesWithoutRequest += o.responsesWithoutRequest; unpairedAfterLoss += o.unpairedAfterLoss; gaps += o.gaps; malformed += o.malformed
+        unpairedResponseFirst += o.unpairedResponseFirst; interimResponses += o.interimResponses
         tableFull += o.tableFull
     }
 }

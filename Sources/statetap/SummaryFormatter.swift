@@ -65,7 +65,9 @@ enum SummaryFormatter {
             ("http", [
                 ("connections", c.http.connections), ("requests", c.http.requests), ("responses", c.http.responses),
                 ("responses_without_request", c.http.responsesWithoutRequest),
-                ("unpaired_after_loss", c.http.unpairedAfterLoss), ("stream_gaps", c.http.gaps),
+                ("unpaired_after_loss", c.http.unpairedAfterLoss),
+                ("unpaired_response_first", c.http.unpairedResponseFirst), ("interim_responses", c.http.interimResponses),
+                ("stream_gaps", c.http.gaps),
                 ("malformed_messages", c.http.malformed), ("memcap_skips", c.http.memcapSkips),
                 ("overlap_conflicts", c.http.overlapConflicts), ("table_full", c.http.tableFull),
             ] as [(String, Any)]),
