@@ -118,7 +118,11 @@ let package = Package(
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
         // RFC test vectors and other data several test targets share.
-        .target(name: "StatetapTestSupport", dependencies: ["Extract"], path: "Tests/Support"),
+        .target(name: "StatetapTestSupport", dependencies: [
+            "Extract",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ], path: "Tests/Support"),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: [
             "Migration", "Journal", "Pipeline", "Decode",

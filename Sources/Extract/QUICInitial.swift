@@ -12,7 +12,7 @@ public struct QUICVersionInfo: Sendable {
     /// HKDF labels of the key, iv and header-protection key ("quic key" ... or v2's "quicv2 key" ...).
     let keyLabel: String, ivLabel: String, hpLabel: String
     /// The long-header packet type bits (0x30 of the first byte) that mean Initial: 0 in v1 and drafts, 1 in v2.
-    let initialType: UInt8
+    public let initialType: UInt8
 
     static let saltV1: [UInt8] = hex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
     static let saltV2: [UInt8] = hex("0dede3def700a6db819381be6e269dcbf9bd2ed9")

@@ -11,7 +11,20 @@ final class QUICTracker {
         var dcid: [UInt8]
     }
 
+    /// A connection whose ClientHello was reported: what tells its later attempts apart from a new connection.
+    private struct Reported {
+        var scid: [UInt8]
+        var version: UInt32
+        var serverName: String?
+        var alpn: [String]
+    }
+
     private var streams: [Key: CryptoStreamAssembler] = [:]
+    /// Per flow (client and server address and port), the connections reported on it, so that the same
+    /// connection's new attempt after Retry or version negotiation (new DCID, same ClientHello) gives no second
+    /// event. A few per flow: a client may multiplex connections on one socket.
+    private var reported: [FlowKey: [Reported]] = [:]
+    private static let reportedPerFlow = 8
     /// Initials that did not decrypt with client keys (a server's Initials, another client's keys): not tried again.
     private var undecryptable: Set<Key> = []
     private let maxConnections: Int
@@ -90,6 +103,10 @@ final class QUICTracker {
                     continue
                 }
                 counters.clientHellos &+= 1
+                if isReattempt(flow: flow, initial, info) {
+                    counters.reattempts &+= 1
+                    continue
+                }
                 var e = StateEvent.serverName(info, transport: "quic", ts: ts, device: device, client: p.source,
                                               clientPort: p.sourcePort, server: p.destination,
                                               serverPort: p.destinationPort, packet: p)
@@ -99,6 +116,27 @@ final class QUICTracker {
             }
             return nil
         }
+    }
+
+    /// Whether this ClientHello belongs to a connection already reported on the flow, sent again under a new
+    /// DCID: after Retry (RFC 9000 §17.2.5.2) the client keeps its Source Connection ID and repeats its
+    /// ClientHello; after version negotiation (RFC 9000 §6, RFC 9368) it repeats it in another version, its
+    /// connection IDs perhaps new. Otherwise the connection is recorded (bounded) and false is returned.
+    private func isReattempt(flow: FlowKey, _ initial: QUICInitialPacket, _ info: ClientHelloInfo) -> Bool {
+        var list = reported[flow] ?? []
+        for r in list where r.serverName == info.serverName && r.alpn == info.alpn
+            && (r.scid == initial.scid || r.version != initial.version)
+        {
+            return true
+        }
+        if list.isEmpty && reported.count >= maxConnections {
+            counters.tableCleared &+= 1
+            reported.removeAll(keepingCapacity: true)
+        }
+        if list.count >= Self.reportedPerFlow { list.removeFirst() }
+        list.append(Reported(scid: initial.scid, version: initial.version, serverName: info.serverName, alpn: info.alpn))
+        reported[flow] = list
+        return false
     }
 }
 
@@ -114,10 +152,13 @@ public struct QUICCounters: Sendable {
     public var memcapDrops: UInt64 = 0
     /// Initials not decrypted again: their connection's ClientHello was known, or their keys failed before.
     public var skipped: UInt64 = 0
+    /// ClientHellos of a connection already reported, sent again under a new DCID after Retry or version
+    /// negotiation: one connection, one event.
+    public var reattempts: UInt64 = 0
     public init() {}
 
     mutating func merge(_ o: QUICCounters) {
-        skipped += o.skipped
+        skipped += o.skipped; reattempts += o.reattempts
         initials += o.initials; clientHellos += o.clientHellos; clientHelloMalformed += o.clientHelloMalformed
         notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared; memcapDrops += o.memcapDrops
     }

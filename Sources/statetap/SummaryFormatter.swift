@@ -60,6 +60,7 @@ enum SummaryFormatter {
                 ("initials_decrypted", c.quic.initials), ("client_hellos", c.quic.clientHellos),
                 ("client_hellos_malformed", c.quic.clientHelloMalformed), ("not_decrypted", c.quic.notDecrypted),
                 ("unsupported_version", c.quic.unsupportedVersion), ("skipped_known", c.quic.skipped),
+                ("reattempts", c.quic.reattempts),
                 ("memcap_drops", c.quic.memcapDrops), ("table_cleared", c.quic.tableCleared),
             ] as [(String, Any)]),
             ("http", [

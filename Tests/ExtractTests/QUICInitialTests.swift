@@ -43,6 +43,12 @@ struct QUICInitialTests {
         #expect(info.supportedVersions == [0x0304])
     }
 
+    @Test("the test support's Initial builder gives the RFC's protected packet from its payload", arguments: initialVectors)
+    func builder(_ v: InitialVector) {
+        let built = QUICProtect.initial(version: v.version, dcid: dcid, scid: [], packetNumber: 2, payload: bytes(v.payloadHex))
+        #expect(built == v.protectedPacket)
+    }
+
     @Test("a flipped ciphertext bit fails authentication; a changed DCID fails too", arguments: initialVectors)
     func tamper(_ v: InitialVector) {
         var packet = bytes(v.protectedHex)
