@@ -57,7 +57,11 @@ def statetap_keys(events):
     keys = collections.defaultdict(collections.Counter)
     for e in events:
         if e.get("kind") == "web_link":
-            keys["http_request"][(e.get("method"), e.get("url"))] += 1
+            # A request that names no host: tshark's http.request.full_uri is absent, and statetap's URL (built from
+            # the server's address, host_from "address") is compared where tshark builds the same one: its
+            # response's http.response_for.uri.
+            request_url = None if e.get("host_from") == "address" else e.get("url")
+            keys["http_request"][(e.get("method"), request_url)] += 1
             if "status" in e:
                 # A CONNECT has no URL; tshark names its response by the authority (the host field).
                 url = e.get("url") or (e.get("host") if e.get("method") == "CONNECT" else None)

@@ -46,6 +46,10 @@ public struct DecodedPacket: Sendable, BitwiseCopyable {
     public var wireLength: Int = 0
     /// `DecodeNotice`s raised while decoding, one bit per notice (`1 << rawValue`).
     public var notices: UInt8 = 0
+    /// How many bytes of the innermost IP datagram the capture did not keep (its length field says more than was
+    /// captured: the snap length cut it), i.e. how many the sender sent after the transport payload seen; 0 when
+    /// whole. Set by every IP layer decoded, so the innermost one's stands.
+    public var capturedShortBy: UInt32 = 0
 
     @inlinable mutating func note(_ n: DecodeNotice) { notices |= 1 << n.rawValue }
     /// Whether `n` was raised for this packet.

@@ -236,6 +236,8 @@ public enum PacketDecoder {
         let total = Int(u16(b, off + 2))
         guard total >= ihl else { return .malformed(.ipv4BadTotalLength) }
         var ipEnd = off + total
+        // How much the capture cut: each IP layer sets it, so the innermost one's stands.
+        p.capturedShortBy = ipEnd > end ? UInt32(truncatingIfNeeded: ipEnd - end) : 0
         if ipEnd > end {
             p.note(.ipCapturedShort)  // cut by the snap length (or lying): decode what is there
             ipEnd = end
@@ -280,6 +282,7 @@ public enum PacketDecoder {
         var next = b[off + 6]
         if payloadLength == 0 && next == 0 { return .malformed(.ipv6Jumbogram) }
         var ipEnd = off + 40 + payloadLength
+        p.capturedShortBy = ipEnd > end ? UInt32(truncatingIfNeeded: ipEnd - end) : 0
         if ipEnd > end {
             p.note(.ipCapturedShort)
             ipEnd = end

@@ -9,6 +9,9 @@ public struct HTTPRequest: Sendable, Equatable {
     public var target: String
     public var version: String
     public var host: String?
+    /// The capture cut the header block (snap length): the request line and the header lines before the cut are
+    /// what was sent, the rest is unknown.
+    public var truncated = false
     /// The absolute URL (nil for CONNECT, whose target is an authority, and for a request that names no host:
     /// see `url(authority:)`).
     public var url: String? {
@@ -58,11 +61,14 @@ public struct HTTPResponse: Sendable, Equatable {
     public var status: Int
     public var version: String
     public var headers: [String: String] = [:]  // lower-cased names of interest -> value
+    /// The capture cut the header block (snap length): the headers after the cut are unknown.
+    public var truncated = false
 
-    public init(status: Int, version: String, headers: [String: String] = [:]) {
+    public init(status: Int, version: String, headers: [String: String] = [:], truncated: Bool = false) {
         self.status = status
         self.version = version
         self.headers = headers
+        self.truncated = truncated
     }
 
     /// Header names kept (the web_link fields).
@@ -95,6 +101,8 @@ public struct HTTPStreamParser: Sendable {
     /// Interim (1xx) responses read, 101 excepted (it is final: the connection switches protocols). They are not
     /// emitted: the final response that follows is the one paired with the request.
     public private(set) var interim = 0
+    /// Messages whose header block the capture cut (snap length), emitted as far as they were captured whole.
+    public private(set) var truncatedMessages = 0
     /// Bytes of a header block, and of a chunk-size or trailer line, kept at most: past them the message is
     /// counted malformed and the parser resynchronizes (memory per connection stays bounded).
     public static let maxHeader = 64 * 1024
@@ -206,6 +214,30 @@ public struct HTTPStreamParser: Sendable {
         loseSync(emit)
     }
 
+    /// `count` bytes right after those fed were sent but not captured (the capture's snap length cut the segment).
+    /// A header block in progress is parsed as far as it is whole, as tshark reads a cut frame: when its start line
+    /// and some header lines were captured whole, they are a message marked `truncated` (a line cut part way is
+    /// dropped, nothing after the cut is guessed); the rest is a gap (see `gap`): skipped exactly inside a body of
+    /// known length, otherwise the parser resynchronizes on the next message start.
+    public mutating func cut(_ count: Int, emit: (Message) -> Void) {
+        if case .none = body, let lastLine = header.lastIndex(of: 10) {
+            var block: [UInt8] = []
+            swap(&block, &header)
+            block.withUnsafeBytes { raw in
+                // A block without its blank line: parsed as if it ended after its last whole line.
+                parseBlock(UnsafeRawBufferPointer(rebasing: raw[..<(lastLine + 1)]), truncated: true, emit: emit)
+            }
+            header = block
+            header.removeAll(keepingCapacity: true)
+            // Its body, if any, starts at an unknown place: whatever the headers said, the parser resynchronizes.
+            body = .none
+            chunkLine.removeAll(keepingCapacity: true)
+            loseSync(emit)
+            return
+        }
+        gap(count, emit: emit)
+    }
+
     private mutating func loseSync(_ emit: (Message) -> Void) {
         if synchronized { emit(.lostSync) }
         synchronized = false
@@ -216,7 +248,7 @@ public struct HTTPStreamParser: Sendable {
 
     /// Parses one header block (start line and fields, without the blank line) where it lies: only the values
     /// kept become strings.
-    private mutating func parseBlock(_ block: UnsafeRawBufferPointer, emit: (Message) -> Void) {
+    private mutating func parseBlock(_ block: UnsafeRawBufferPointer, truncated: Bool = false, emit: (Message) -> Void) {
         var pos = 0
         var first: Range<Int>?
         while pos < block.count {
@@ -270,8 +302,9 @@ public struct HTTPStreamParser: Sendable {
             guard parts.count >= 2, isToken(block, parts[0]) else { malformed += 1; loseSync(emit); return }
             func word(_ r: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: block[r]), as: UTF8.self) }
             let r = HTTPRequest(method: word(parts[0]), target: word(parts[1]),
-                                version: parts.count >= 3 ? word(parts[2]) : "HTTP/0.9", host: host)
+                                version: parts.count >= 3 ? word(parts[2]) : "HTTP/0.9", host: host, truncated: truncated)
             body = chunked ? .chunked(.size) : (length.map { $0 > 0 ? .length($0) : .none } ?? .none)
+            if truncated { truncatedMessages += 1 }
             emit(.request(r))
         case .server:
             // Status line: version, code, and the rest (the reason phrase may contain spaces).
@@ -281,7 +314,7 @@ public struct HTTPStreamParser: Sendable {
             }
             let r = HTTPResponse(status: status,
                                  version: String(decoding: UnsafeRawBufferPointer(rebasing: block[parts[0]]), as: UTF8.self),
-                                 headers: headers)
+                                 headers: headers, truncated: truncated)
             if status >= 100 && status < 200 && status != 101 {
                 body = .none  // interim: the final response follows
                 interim += 1
@@ -298,6 +331,7 @@ public struct HTTPStreamParser: Sendable {
                 body = .untilClose
             }
             if method == "CONNECT" && status / 100 == 2 { body = .untilClose }  // a tunnel: not HTTP any more
+            if truncated { truncatedMessages += 1 }
             emit(.response(r))
         }
     }

@@ -15,6 +15,8 @@ public struct StreamReassembler: Sendable {
     private struct Segment: Sendable {
         var seq: UInt32
         var data: [UInt8]
+        /// Bytes the sender sent right after `data` that the capture did not keep (its snap length).
+        var cut: UInt32 = 0
     }
 
     /// Bytes charged per held segment for its bookkeeping (array header, allocation, list slot).
@@ -29,6 +31,8 @@ public struct StreamReassembler: Sendable {
     public private(set) var buffered = 0
     public let maxBuffered: Int
     public private(set) var gapBytes: UInt64 = 0
+    /// Bytes sent but not captured (cut by the snap length), reported as `cut`.
+    public private(set) var cutBytes: UInt64 = 0
     public private(set) var delivered: UInt64 = 0
     /// Segments that overlapped held bytes with different content (the held, first copy was kept).
     public private(set) var conflicts: UInt64 = 0
@@ -40,6 +44,9 @@ public struct StreamReassembler: Sendable {
         case data(UnsafeRawBufferPointer)
         /// `count` bytes were never seen and are skipped.
         case gap(Int)
+        /// `count` bytes were sent (the segment's IP length says so) but the capture kept fewer of them (its snap
+        /// length): skipped like a gap, but the parser knows that what came before them was whole up to here.
+        case cut(Int)
     }
 
     @inline(__always)
@@ -53,9 +60,10 @@ public struct StreamReassembler: Sendable {
         next = seq
     }
 
-    /// Adds a segment. `syn`: the segment carries SYN (its data, TCP Fast Open, starts at seq + 1).
-    /// `deliver` receives the in-order bytes and gaps as they become available.
-    public mutating func add(seq rawSeq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer,
+    /// Adds a segment. `syn`: the segment carries SYN (its data, TCP Fast Open, starts at seq + 1). `cut`: the
+    /// segment carried that many more bytes after `payload` that the capture did not keep (snap length).
+    /// `deliver` receives the in-order bytes, gaps and cuts as they become available.
+    public mutating func add(seq rawSeq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer, cut: Int = 0,
                              deliver: (Event) -> Void)
     {
         let seq = syn ? rawSeq &+ 1 : rawSeq
@@ -65,7 +73,7 @@ public struct StreamReassembler: Sendable {
             started = true
             next = seq
         }
-        guard !payload.isEmpty else { return }
+        guard !payload.isEmpty else { return }  // (a cut at the end of the TCP header: its bytes become a gap)
         let offset = relative(seq)
         if offset + payload.count <= 0 {
             return  // entirely old: a retransmission of delivered bytes
@@ -76,6 +84,7 @@ public struct StreamReassembler: Sendable {
             next = next &+ UInt32(fresh.count)
             delivered &+= UInt64(fresh.count)
             deliver(.data(fresh))
+            if cut > 0 { skipCut(cut, deliver) }
             return
         }
         if offset > 0 {
@@ -96,11 +105,18 @@ public struct StreamReassembler: Sendable {
                 skipGap(deliver)
             }
             if relative(seq) <= 0 && pending.isEmpty {
-                return add(seq: seq, syn: false, payload: payload, deliver: deliver)
+                return add(seq: seq, syn: false, payload: payload, cut: cut, deliver: deliver)
             }
         }
-        hold(seq: seq, payload)
+        hold(seq: seq, payload, cut: cut)
         drain(deliver)
+    }
+
+    /// The `count` bytes after the ones just delivered were cut by the capture: skipped, reported.
+    private mutating func skipCut(_ count: Int, _ deliver: (Event) -> Void) {
+        next = next &+ UInt32(truncatingIfNeeded: count)
+        cutBytes &+= UInt64(count)
+        deliver(.cut(count))
     }
 
     /// The parts of a segment that no held segment covers (relative to `next`), each with the position it takes
@@ -135,8 +151,8 @@ public struct StreamReassembler: Sendable {
     }
 
     /// Holds the parts of a segment that no held segment covers yet (first copy wins); counts a conflict when the
-    /// covered parts differ.
-    private mutating func hold(seq: UInt32, _ payload: UnsafeRawBufferPointer) {
+    /// covered parts differ. A cut goes with the piece that ends where the segment does.
+    private mutating func hold(seq: UInt32, _ payload: UnsafeRawBufferPointer, cut: Int) {
         var differs = false
         let pieces = uncovered(seq: seq, payload, differs: &differs)
         if differs { conflicts &+= 1 }
@@ -144,7 +160,9 @@ public struct StreamReassembler: Sendable {
         // Inserted back to front so the recorded positions stay valid.
         for piece in pieces.reversed() {
             let bytes = Array(payload[(piece.from - base)..<(piece.to - base)])
-            pending.insert(Segment(seq: next &+ UInt32(truncatingIfNeeded: piece.from), data: bytes), at: piece.at)
+            let pieceCut = piece.to == base + payload.count ? UInt32(truncatingIfNeeded: cut) : 0
+            pending.insert(Segment(seq: next &+ UInt32(truncatingIfNeeded: piece.from), data: bytes, cut: pieceCut),
+                           at: piece.at)
             buffered += bytes.count + Self.segmentOverhead
         }
     }
@@ -166,6 +184,12 @@ public struct StreamReassembler: Sendable {
                     delivered &+= UInt64(fresh.count)
                     deliver(.data(fresh))
                 }
+            }
+            let cut = pending[taken].cut
+            if cut > 0 {
+                // What of the cut lies past what was delivered (a later copy may have covered some of it).
+                let past = relative(pending[taken].seq &+ UInt32(truncatingIfNeeded: count) &+ cut)
+                if past > 0 { skipCut(past, deliver) }
             }
             taken += 1
         }

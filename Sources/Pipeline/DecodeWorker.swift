@@ -136,7 +136,10 @@ final class DecodeWorker: @unchecked Sendable {
             if packet.ipProtocol == IPProtocol.tcp, slot >= 0 {
                 let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
                 let syn = packet.tcpFlags & TCPFlags.syn != 0 && packet.tcpFlags & TCPFlags.ack == 0
-                if payload.count > 0 { extractTCP(payload, syn: syn, slot: slot, ts: ts) }
+                // A segment the snap length cut: its stream continues after bytes the capture did not keep.
+                // (Not for a reassembled datagram: its fragments' lengths were checked as they came.)
+                let cut = rounds == 0 ? Int(packet.capturedShortBy) : 0
+                if payload.count > 0 { extractTCP(payload, syn: syn, cut: cut, slot: slot, ts: ts) }
                 if packet.tcpFlags & (TCPFlags.fin | TCPFlags.rst) != 0 { closing(slot: slot, ts: ts) }
             } else if packet.ipProtocol == IPProtocol.udp, packet.payloadLength > 0 {
                 let payload = UnsafeRawBufferPointer(rebasing: source[packet.payloadOffset..<packet.payloadOffset + packet.payloadLength])
@@ -164,7 +167,7 @@ final class DecodeWorker: @unchecked Sendable {
     /// TCP segments: HTTP in both directions; the client's stream until its ClientHello (or not TLS). The flow's
     /// marks say which trackers follow it, so an unfollowed flow costs a few byte compares.
     @inline(__always)
-    private func extractTCP(_ payload: UnsafeRawBufferPointer, syn: Bool, slot: Int32, ts: UInt64) {
+    private func extractTCP(_ payload: UnsafeRawBufferPointer, syn: Bool, cut: Int, slot: Int32, ts: UInt64) {
         let entry = flows.entry(slot)
         var marks = entry.handles
         let fromClient = entry.clientAddress == packet.source && entry.clientPort == packet.sourcePort
@@ -172,7 +175,7 @@ final class DecodeWorker: @unchecked Sendable {
             || (marks.http == 0 && HTTPTracker.mightStart(payload, handshake: entry.hasClientISN, serverPort: entry.serverPort))
         {
             http.handle(&marks.http, entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn,
-                        payload: payload, packet: packet, ts: ts) { self.publishEvent($0) }
+                        payload: payload, cut: cut, packet: packet, ts: ts) { self.publishEvent($0) }
         }
         if fromClient, TLSTracker.wants(marks.tls, payload, handshake: entry.hasClientISN),
            let event = tls.handle(&marks.tls, seq: packet.tcpSequence, syn: syn, payload: payload, packet: packet,

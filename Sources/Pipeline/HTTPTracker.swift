@@ -40,6 +40,7 @@ final class HTTPTracker {
         var buffered: Int { clientStream.buffered + serverStream.buffered }
         var malformed: Int { client.malformed + server.malformed }
         var interim: Int { server.interim }
+        var truncated: Int { client.truncatedMessages + server.truncatedMessages }
     }
 
     private var connections: ConnectionSlots<Connection>
@@ -74,10 +75,12 @@ final class HTTPTracker {
     }
 
     /// A segment of a connection in either direction; events go to `publish`. `handle` is the flow's HTTP mark
-    /// (`ApplicationHandles.http`): set when following starts, `done` when the table is full.
+    /// (`ApplicationHandles.http`): set when following starts, `done` when the table is full. `cut`: bytes the
+    /// segment carried after `payload` that the capture did not keep (snap length).
     @inline(never)
     func handle(_ handle: inout Int32, entry: FlowEntry, fromClient: Bool, seq: UInt32, syn: Bool,
-                payload: UnsafeRawBufferPointer, packet p: DecodedPacket, ts: UInt64, publish: (StateEvent) -> Void)
+                payload: UnsafeRawBufferPointer, cut: Int = 0, packet p: DecodedPacket, ts: UInt64,
+                publish: (StateEvent) -> Void)
     {
         let c: Connection
         if handle > 0, let existing = connections[handle], existing.entry.key == entry.key {
@@ -104,24 +107,27 @@ final class HTTPTracker {
         let before = c.buffered
         let malformedBefore = c.malformed
         let interimBefore = c.interim
+        let truncatedBefore = c.truncated
         // A reassembler calls back into its parser: different properties of the connection, updated in place.
         // Only the server side's loss of sync matters to pairing (see `pair`).
         func toClientParser(_ e: StreamReassembler.Event) {
             switch e {
             case .data(let d): c.client.feed(d) { if case .lostSync = $0 {} else { messages.append($0) } }
             case .gap(let n): c.client.gap(n) { _ in }; gapsSeen &+= 1
+            case .cut(let n): c.client.cut(n) { if case .lostSync = $0 {} else { messages.append($0) } }
             }
         }
         func toServerParser(_ e: StreamReassembler.Event) {
             switch e {
             case .data(let d): c.server.feed(d) { messages.append($0) }
             case .gap(let n): c.server.gap(n) { messages.append($0) }; gapsSeen &+= 1
+            case .cut(let n): c.server.cut(n) { messages.append($0) }
             }
         }
         if fromClient {
-            if !c.tunnel { c.clientStream.add(seq: seq, syn: syn, payload: payload, deliver: toClientParser) }
+            if !c.tunnel { c.clientStream.add(seq: seq, syn: syn, payload: payload, cut: cut, deliver: toClientParser) }
         } else {
-            c.serverStream.add(seq: seq, syn: syn, payload: payload, deliver: toServerParser)
+            c.serverStream.add(seq: seq, syn: syn, payload: payload, cut: cut, deliver: toServerParser)
         }
         if budget.charge(c.buffered - before) {
             // Over the worker's memcap: this connection gives up its holes now (its parsers resynchronize).
@@ -134,6 +140,7 @@ final class HTTPTracker {
         counters.gaps &+= gapsSeen
         counters.malformed &+= UInt64(c.malformed - malformedBefore)
         counters.interimResponses &+= UInt64(c.interim - interimBefore)
+        counters.truncatedMessages &+= UInt64(c.truncated - truncatedBefore)
         // What the server had received of the client's stream when it sent this segment.
         let ack: UInt32? = !fromClient && p.tcpFlags & TCPFlags.ack != 0 ? p.tcpAcknowledgment : nil
         if !messages.isEmpty { pair(messages, in: c, serverAck: ack, ts: ts, publish: publish) }
@@ -196,11 +203,17 @@ final class HTTPTracker {
     func ended(_ handle: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
         guard let c = connections.remove(handle) else { return }
         budget.release(c.buffered)
+        let interimBefore = c.interim, truncatedBefore = c.truncated
+        defer {
+            counters.interimResponses &+= UInt64(c.interim - interimBefore)
+            counters.truncatedMessages &+= UInt64(c.truncated - truncatedBefore)
+        }
         var messages: [HTTPStreamParser.Message] = []
         c.clientStream.finish { e in
             switch e {
             case .data(let d): c.client.feed(d) { if case .lostSync = $0 {} else { messages.append($0) } }
             case .gap(let n): c.client.gap(n) { _ in }; counters.gaps &+= 1
+            case .cut(let n): c.client.cut(n) { if case .lostSync = $0 {} else { messages.append($0) } }
             }
         }
         pair(messages, in: c, serverAck: nil, ts: ts, publish: publish)
@@ -209,6 +222,7 @@ final class HTTPTracker {
             switch e {
             case .data(let d): c.server.feed(d) { messages.append($0) }
             case .gap(let n): c.server.gap(n) { messages.append($0) }; counters.gaps &+= 1
+            case .cut(let n): c.server.cut(n) { messages.append($0) }
             }
         }
         pair(messages, in: c, serverAck: nil, ts: ts, publish: publish)
@@ -236,6 +250,7 @@ final class HTTPTracker {
         e.url = url
         e.host = r.host ?? (r.method == "CONNECT" ? r.target : nil)
         if fromAddress { e.hostFrom = "address" }
+        if r.truncated || response?.truncated == true { e.truncated = true }
         e.httpVersion = r.version
         if let response {
             e.status = response.status
@@ -269,6 +284,9 @@ public struct HTTPCounters: Sendable {
     public var unpairedResponseFirst: UInt64 = 0
     /// Interim (1xx but 101) responses read; the final response after them is paired with the request.
     public var interimResponses: UInt64 = 0
+    /// Requests and responses whose header block the capture cut (snap length): reported as far as they were
+    /// captured whole, their events marked `truncated`.
+    public var truncatedMessages: UInt64 = 0
     public var gaps: UInt64 = 0
     public var malformed: UInt64 = 0
     /// Connections not followed because the tracker already followed its maximum.
@@ -284,6 +302,7 @@ public struct HTTPCounters: Sendable {
         connections += o.connections; requests += o.requests; responses += o.responses
         responsesWithoutRequest += o.responsesWithoutRequest; unpairedAfterLoss += o.unpairedAfterLoss; gaps += o.gaps; malformed += o.malformed
         unpairedResponseFirst += o.unpairedResponseFirst; interimResponses += o.interimResponses
+        truncatedMessages += o.truncatedMessages
         tableFull += o.tableFull
     }
 }

@@ -82,7 +82,7 @@ final class TLSTracker {
             guard outcome == nil else { return }
             switch event {
             case .data(let bytes): outcome = stream.collector.feed(bytes)
-            case .gap: outcome = stream.collector.gap()
+            case .gap, .cut: outcome = stream.collector.gap()
             }
         }
         stream.reassembler.add(seq: seq, syn: syn, payload: payload, deliver: deliver)

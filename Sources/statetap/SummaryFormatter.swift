@@ -68,6 +68,7 @@ enum SummaryFormatter {
                 ("responses_without_request", c.http.responsesWithoutRequest),
                 ("unpaired_after_loss", c.http.unpairedAfterLoss),
                 ("unpaired_response_first", c.http.unpairedResponseFirst), ("interim_responses", c.http.interimResponses),
+                ("truncated_messages", c.http.truncatedMessages),
                 ("stream_gaps", c.http.gaps),
                 ("malformed_messages", c.http.malformed), ("memcap_skips", c.http.memcapSkips),
                 ("overlap_conflicts", c.http.overlapConflicts), ("table_full", c.http.tableFull),

@@ -1,15 +1,17 @@
 import Flows
 import Testing
 
-/// Feeds segments (seq, bytes) and returns what came out: data bytes, with each gap as that many 0xEE bytes.
-private func run(_ r: inout StreamReassembler, _ segments: [(UInt32, [UInt8], Bool)]) -> [UInt8] {
+/// Feeds segments (seq, bytes) and returns what came out: data bytes, with each gap as that many 0xEE bytes and
+/// each cut as that many 0xCC bytes.
+private func run(_ r: inout StreamReassembler, _ segments: [(UInt32, [UInt8], Bool)], cuts: [Int] = []) -> [UInt8] {
     var out: [UInt8] = []
-    for (seq, bytes, syn) in segments {
+    for (i, (seq, bytes, syn)) in segments.enumerated() {
         bytes.withUnsafeBytes { raw in
-            r.add(seq: seq, syn: syn, payload: raw) { e in
+            r.add(seq: seq, syn: syn, payload: raw, cut: i < cuts.count ? cuts[i] : 0) { e in
                 switch e {
                 case .data(let d): out += Array(d)
                 case .gap(let n): out += [UInt8](repeating: 0xee, count: n)
+                case .cut(let n): out += [UInt8](repeating: 0xcc, count: n)
                 }
             }
         }
@@ -33,6 +35,42 @@ struct StreamReassemblerTests {
         let overlap = (isn + 1 + 3, Array(text[3..<15]), false)
         #expect(run(&c, [(isn, [], true), parts[0], overlap, parts[0], parts[1], parts[2], parts[3], parts[3]]) == text)
         #expect(c.delivered == UInt64(text.count) && c.buffered == 0)
+    }
+
+    @Test("segments the snap length cut: their missing tails come out as cuts, in order, whatever the arrival order")
+    func cuts() {
+        let isn: UInt32 = 7000
+        // Three segments of 10 bytes sent, each captured with 4 bytes (6 cut).
+        let sent: [UInt8] = (0..<30).map { UInt8(65 + $0 % 26) }
+        let six = [UInt8](repeating: 0xcc, count: 6)
+        var captured: [(UInt32, [UInt8], Bool)] = []
+        var expected: [UInt8] = []
+        for k in 0..<3 {
+            let part = Array(sent[(10 * k)..<(10 * k + 4)])
+            captured.append((isn + 1 + UInt32(10 * k), part, false))
+            expected += part + six
+        }
+        var inOrder = StreamReassembler()
+        #expect(run(&inOrder, [(isn, [], true)] + captured, cuts: [0, 6, 6, 6]) == expected)
+        #expect(inOrder.cutBytes == 18 && inOrder.gapBytes == 0 && inOrder.buffered == 0)
+        var reversed = StreamReassembler()
+        #expect(run(&reversed, [(isn, [], true), captured[2], captured[1], captured[0]], cuts: [0, 6, 6, 6]) == expected)
+        #expect(reversed.cutBytes == 18 && reversed.gapBytes == 0 && reversed.buffered == 0)
+        // A retransmission of a cut segment adds nothing; a segment never captured is a gap, not a cut.
+        var lost = StreamReassembler()
+        let out = run(&lost, [(isn, [], true), captured[0], captured[0], captured[2]], cuts: [0, 6, 6, 6])
+        var finished: [UInt8] = []
+        lost.finish { e in
+            switch e {
+            case .data(let d): finished += Array(d)
+            case .gap(let n): finished += [UInt8](repeating: 0xee, count: n)
+            case .cut(let n): finished += [UInt8](repeating: 0xcc, count: n)
+            }
+        }
+        let lostSegment = [UInt8](repeating: 0xee, count: 10)
+        var want = Array(sent[0..<4]) + six
+        want += lostSegment + Array(sent[20..<24]) + six
+        #expect(out + finished == want)
     }
 
     @Test("data in the SYN (TCP Fast Open), mid-stream pickup, and sequence wrap-around")
@@ -110,6 +148,7 @@ struct StreamReassemblerTests {
                     switch e {
                     case .data(let d): delivered += d.count
                     case .gap: gaps += 1
+                    case .cut: Issue.record("no segment here was cut")
                     }
                 }
             }

@@ -12,6 +12,8 @@ private struct Conversation {
     var captureOrder: [Int]? = nil
     var serverPort: UInt16 = 80
     var ipv6 = false
+    /// The capture's snap length (whole frames when nil): each frame is written cut to it, with its length.
+    var snapLength: Int? = nil
 
     func frames() -> [[UInt8]] {
         let client = ipv6 ? IPAddress("2001:db8::9")! : IPAddress("10.45.0.9")!
@@ -57,7 +59,11 @@ private struct Expected: Equatable, CustomStringConvertible {
     var host: String?
     var hostFrom: String? = nil
     var status: Int? = nil
-    var description: String { "url \(url ?? "-") host \(host ?? "-") host_from \(hostFrom ?? "-") status \(status.map(String.init) ?? "-")" }
+    var truncated = false
+    var description: String {
+        "url \(url ?? "-") host \(host ?? "-") host_from \(hostFrom ?? "-") status \(status.map(String.init) ?? "-")"
+            + (truncated ? " truncated" : "")
+    }
 }
 
 private struct Case: CustomTestStringConvertible, Sendable {
@@ -66,11 +72,16 @@ private struct Case: CustomTestStringConvertible, Sendable {
     var expected: [Expected]
     var interim = 0
     var unpairedResponseFirst = 0
+    var truncatedMessages = 0
     var testDescription: String { name }
 }
 
 private let ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 private let ok200b = "HTTP/1.1 204 No Content\r\n\r\n"
+/// Ethernet, IPv4 and TCP headers of the frames built here: a snap length of `headers + n` keeps n payload bytes.
+private let headers = 14 + 20 + 20
+private let segmentRequest = "GET /videos/segment-0001.ts HTTP/1.1\r\nHost: cdn.example\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"
+private let segmentResponse = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=600\r\nContent-Type: video/mp2t\r\n\r\n12345"
 
 private let cases: [Case] = [
     Case(name: "absolute-form target with an upper-case scheme is one URL, not the target appended to the host",
@@ -113,6 +124,25 @@ private let cases: [Case] = [
          expected: [Expected(url: "http://a.example/one", host: "a.example", status: nil),
                     Expected(url: "http://a.example/two", host: "a.example", status: 204)],
          unpairedResponseFirst: 1),
+    Case(name: "snap length cuts request and response headers: the whole lines before the cut are the messages, marked",
+         conversation: { Conversation(steps: [.client(segmentRequest), .server(segmentResponse),
+                                              .client(segmentRequest.replacingOccurrences(of: "0001", with: "0002")),
+                                              .server(segmentResponse)],
+                                      snapLength: headers + 70) },  // the request line, Host, part of User-Agent
+         expected: [Expected(url: "http://cdn.example/videos/segment-0001.ts", host: "cdn.example", status: 200, truncated: true),
+                    Expected(url: "http://cdn.example/videos/segment-0002.ts", host: "cdn.example", status: 200, truncated: true)],
+         truncatedMessages: 4),
+    Case(name: "snap length cuts the request line itself: no request is guessed (its response's status line is whole)",
+         conversation: { Conversation(steps: [.client(segmentRequest), .server(segmentResponse)], snapLength: headers + 20) },
+         expected: [], truncatedMessages: 1),
+    Case(name: "snap length cuts only bodies: the headers are whole, the bodies skipped exactly, nothing marked",
+         conversation: { Conversation(steps: [.client("POST /up HTTP/1.1\r\nHost: u.example\r\nContent-Length: 400\r\n\r\n"
+                                                      + String(repeating: "x", count: 400)),
+                                              .server(ok200),
+                                              .client("GET /next HTTP/1.1\r\nHost: u.example\r\n\r\n"), .server(ok200b)],
+                                      snapLength: headers + 100) },
+         expected: [Expected(url: "http://u.example/up", host: "u.example", status: 200),
+                    Expected(url: "http://u.example/next", host: "u.example", status: 204)]),
 ]
 
 @Suite("HTTP/1.x cases found replaying public captures against tshark")
@@ -121,17 +151,24 @@ struct HTTPCaptureCasesTests {
     fileprivate func httpCase(_ c: Case) throws {
         let file = TempFile(".pcap")
         let w = try PcapWriter(path: file.path, linkType: .ethernet)
-        for (i, f) in c.conversation().frames().enumerated() {
-            try w.write(packet: f, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i) * 1000)
+        let conversation = c.conversation()
+        for (i, f) in conversation.frames().enumerated() {
+            let kept = conversation.snapLength.map { Array(f.prefix($0)) } ?? f
+            try w.write(packet: kept, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i) * 1000, originalLength: f.count)
         }
         try w.close()
         let seen = CollectedEvents()
         let s = try ReplayPipeline(configuration: PipelineConfiguration()).run(files: [file.path], onEvent: { seen.add($0) })
         let got = seen.all.filter { $0.kind == .webLink }.sorted { $0.timestampNanoseconds < $1.timestampNanoseconds }
-            .map { Expected(url: $0.url, host: $0.host, hostFrom: $0.hostFrom, status: $0.status) }
+            .map { Expected(url: $0.url, host: $0.host, hostFrom: $0.hostFrom, status: $0.status, truncated: $0.truncated) }
         #expect(got == c.expected)
         #expect(s.counters.http.interimResponses == UInt64(c.interim))
         #expect(s.counters.http.unpairedResponseFirst == UInt64(c.unpairedResponseFirst))
+        #expect(s.counters.http.truncatedMessages == UInt64(c.truncatedMessages))
+        if let e = seen.all.first(where: \.truncated) {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(e.jsonLine().utf8)) as? [String: Any])
+            #expect(json["truncated"] as? Bool == true, "\(e.jsonLine())")
+        }
         if c.expected.contains(where: { $0.hostFrom != nil }), let e = seen.all.first {
             let json = try #require(try JSONSerialization.jsonObject(with: Data(e.jsonLine().utf8)) as? [String: Any])
             #expect(json["host_from"] as? String == "address" && json["host"] == nil, "\(e.jsonLine())")
