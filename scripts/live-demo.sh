@@ -15,17 +15,15 @@ swift build -c release --product statetap >/dev/null
 ST="$(swift build -c release --show-bin-path)/statetap"
 
 A="statetap-demo-$$-a"; B="statetap-demo-$$-b"; WORK=$(mktemp -d)
+source scripts/veth-pair.sh
 cleanup() {
   [[ -n "${CAPTURE:-}" ]] && kill "$CAPTURE" 2>/dev/null || true
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
+  veth_pair_delete "$A" "$B"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add "$A"; ip netns add "$B"
-ip link add va numrxqueues 1 numtxqueues 1 netns "$A" type veth peer name vb numrxqueues 1 numtxqueues 1 netns "$B"
+veth_pair "$A" "$B" va vb
 ip -n "$A" addr add 10.66.0.1/24 dev va; ip -n "$B" addr add 10.66.0.2/24 dev vb
-ip -n "$A" link set va up; ip -n "$B" link set vb up
 
 "$ST" generate "$WORK/traffic.pcap" --packets "$PACKETS" 2>&1
 ip netns exec "$B" "$ST" capture -i vb --xdp-mode native --stats-interval 1 --json --journal "$WORK/journal" \

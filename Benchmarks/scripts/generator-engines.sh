@@ -19,16 +19,14 @@ done
 swift build -c release --product statetap >/dev/null
 ST="$(swift build -c release --show-bin-path)/statetap"
 WORK=$(mktemp -d); NS_A="stgen-$$-a"; NS_B="stgen-$$-b"
+source scripts/veth-pair.sh
 cleanup() {
   pkill -P $$ 2>/dev/null || true
-  ip netns del "$NS_A" 2>/dev/null || true
-  ip netns del "$NS_B" 2>/dev/null || true
+  veth_pair_delete "$NS_A" "$NS_B"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add "$NS_A"; ip netns add "$NS_B"
-ip link add sga0 numrxqueues 1 numtxqueues 1 netns "$NS_A" type veth peer name sgb0 numrxqueues 1 numtxqueues 1 netns "$NS_B"
-ip -n "$NS_A" link set sga0 up; ip -n "$NS_B" link set sgb0 up
+veth_pair "$NS_A" "$NS_B" sga0 sgb0
 # One generated session mix, every frame of which the steering program sends to the socket.
 "$ST" generate "$WORK/frames.pcap" --packets 1 --seed 11 2>/dev/null
 

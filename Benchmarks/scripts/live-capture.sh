@@ -48,16 +48,14 @@ REF="$WORK/xsk_rx"
 cc -O2 -Wall -o "$REF" Benchmarks/reference/xsk_rx.c $(pkg-config --cflags --libs libxdp libbpf)
 
 NS_A="stbench-$$-a"; NS_B="stbench-$$-b"
+source scripts/veth-pair.sh
 cleanup() {
   pkill -P $$ 2>/dev/null || true
-  ip netns del "$NS_A" 2>/dev/null || true
-  ip netns del "$NS_B" 2>/dev/null || true
+  veth_pair_delete "$NS_A" "$NS_B"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add "$NS_A"; ip netns add "$NS_B"
-ip link add sba0 numrxqueues 1 numtxqueues 1 netns "$NS_A" type veth peer name sbb0 numrxqueues 1 numtxqueues 1 netns "$NS_B"
-ip -n "$NS_A" link set sba0 up; ip -n "$NS_B" link set sbb0 up
+veth_pair "$NS_A" "$NS_B" sba0 sbb0
 
 # Frames: one generated HTTP/TLS/QUIC/GTP-U session mix; the ones statetap steers (all of them, checked below).
 "$ST" generate "$WORK/frames.pcap" --packets 1 --seed 11 2>/dev/null

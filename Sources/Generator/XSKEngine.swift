@@ -8,6 +8,7 @@
 // is sent again (counted in `resent`; only then can order differ from the plan's).
 import CXDP
 import CStatetapShims
+import XDPPrograms
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,10 +84,7 @@ final class XSKEngine: UserSpaceEngine {
         }
         socket = s
         fd = xsk_socket__fd(s)
-        var options = xdp_options()
-        var len = socklen_t(MemoryLayout<xdp_options>.size)
-        zeroCopy = getsockopt(fd, SOL_XDP, XDP_OPTIONS, &options, &len) == 0
-            && options.flags & UInt32(XDP_OPTIONS_ZEROCOPY) != 0
+        zeroCopy = XSKSocketInfo.isZeroCopy(fd: fd)
     }
 
     private static func release(_ area: UnsafeMutableRawPointer, _ f: UnsafeMutablePointer<xsk_ring_prod>,

@@ -130,11 +130,7 @@ public final class XSKQueue: @unchecked Sendable {
         }
         fallbackReason = fallback
         fd = xsk_socket__fd(socket)
-
-        var options = xdp_options()
-        var len = socklen_t(MemoryLayout<xdp_options>.size)
-        zeroCopy = getsockopt(fd, SOL_XDP, XDP_OPTIONS, &options, &len) == 0
-            && options.flags & UInt32(XDP_OPTIONS_ZEROCOPY) != 0
+        zeroCopy = XSKSocketInfo.isZeroCopy(fd: fd)
 
         if let us = c.busyPollMicroseconds {
             for (opt, value) in [(SO_PREFER_BUSY_POLL, 1), (SO_BUSY_POLL, us), (SO_BUSY_POLL_BUDGET, c.busyPollBudget)] {
