@@ -18,6 +18,9 @@ public struct ControlPlaneConfiguration: Sendable {
     public var defaultDeadlineSeconds: Double = 30
     /// Farthest deadline a signal may set (a migration retries until its deadline: not for days).
     public var maxDeadlineSeconds: Double = 3600
+    /// Migrations not yet finished at most; a signal past it is answered 429 with `Retry-After` (counted in
+    /// `statetap_migrations_refused_total{reason="in_flight_limit"}`). Each costs a task and ~10 KB with its plan.
+    public var maxMigrationsInFlight = 4096
     public var planner = Planner()
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes = 1 << 20
@@ -43,12 +46,26 @@ public final class ControlPlane: Sendable {
     private let journal: (@Sendable (JournalRecord) -> Void)?
     private let client: HTTPClient
     private let log: Logger
+    /// Per agent: whether transfers reach it. While one does not answer (circuit open), one transfer at a time
+    /// tries it (a probe), after a wait doubled per failed probe; the others wait for the probe's outcome instead
+    /// of each retrying. A line is logged when an agent stops answering and when it answers again, not per try.
+    private let circuits = Mutex<[String: Circuit]>([:])
+
+    private struct Circuit {
+        var failures = 0
+        var probing = false
+        var nextProbe = ContinuousClock.now
+        var backoffMilliseconds = 0
+        var open: Bool { failures > 0 }
+    }
 
     private struct Migrations {
         var byID: [String: Entry] = [:]
         /// The latest migration of each device (for MEC signals that name the device only).
         var latestByDevice: [String: String] = [:]
         var order: [String] = []
+        /// Migrations not in a final status.
+        var inFlight = 0
     }
 
     private struct Entry {
@@ -132,12 +149,16 @@ public final class ControlPlane: Sendable {
         }
         let deviceText = device.description
         let from = request.from ?? ""
-        let result: (MigrationView, Bool, String?) = migrations.withLock { m in
+        let limit = configuration.maxMigrationsInFlight
+        let admitted: (MigrationView, Bool, String?)? = migrations.withLock { m in
             var superseded: String?
             if let id = m.latestByDevice[deviceText], let e = m.byID[id], !e.view.status.isFinal {
                 if e.view.to == target.name { return (e.view, false, nil) }
                 superseded = id
             }
+            // A migration that supersedes another takes its place; any other waits for room.
+            if superseded == nil && m.inFlight >= limit { return nil }
+            m.inFlight += 1
             let id = UUID().uuidString.lowercased()
             var timings = MigrationTimings()
             timings.plannedMs = nil
@@ -161,6 +182,15 @@ public final class ControlPlane: Sendable {
                 }
             }
             return (view, true, superseded)
+        }
+        guard let result = admitted else {
+            metrics.migrationRefused(reason: "in_flight_limit")
+            // Migrations last until their deadline at most: by then room has been made.
+            let retry = max(1, Int(min(configuration.defaultDeadlineSeconds, 30).rounded(.up)))
+            var headers = HTTPFields()
+            headers[.retryAfter] = String(retry)
+            throw APIError(.tooManyRequests, "\(limit) migrations are in flight (the limit, --max-migrations): try again later",
+                           headers: headers)
         }
         guard result.1 else { return (result.0, false) }
         let id = result.0.id
@@ -385,6 +415,13 @@ public final class ControlPlane: Sendable {
                 _ = setStatus(id, .failed, detail: detail)
                 return
             }
+            // An agent that does not answer is tried by one transfer at a time: the others wait for its outcome.
+            let admission = admitAttempt(agent: agent)
+            if case .wait(let ms) = admission {
+                let sleep = min(Double(ms) * Double.random(in: 0.8...1.2), max(deadline.timeIntervalSinceNow * 1000, 0))
+                do { try await Task.sleep(for: .milliseconds(Int64(sleep.rounded(.up)))) } catch { return }
+                continue transfer
+            }
             attempt += 1
             var r = HTTPClientRequest(url: agent + "/v1/transfers/" + id)
             r.method = .PUT
@@ -399,6 +436,7 @@ public final class ControlPlane: Sendable {
                 let answer = try await response.body.collect(upTo: 1 << 20)
                 let code = Int(response.status.code)
                 if (200..<300).contains(code) {
+                    attemptEnded(agent: agent, failure: nil)
                     _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = nil }
                     if let s = try? JSONCoding.decoder.decode(AgentTransferStatus.self, from: Data(answer.readableBytesView)) {
                         _ = agentReported(id, s)
@@ -407,16 +445,18 @@ public final class ControlPlane: Sendable {
                 }
                 failure = "agent answered \(code): \(String(decoding: answer.readableBytesView.prefix(300), as: UTF8.self))"
                 if (400..<500).contains(code) && code != 408 && code != 429 {
+                    attemptEnded(agent: agent, failure: nil)  // it answers: the refusal is this transfer's
                     _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = failure }
                     _ = setStatus(id, .failed, detail: "the agent refused the transfer: \(failure)")
                     return
                 }
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled { attemptEnded(agent: agent, failure: nil, cancelled: true); return }
                 failure = "\(error)"
             }
+            attemptEnded(agent: agent, failure: failure)
             _ = update(id) { $0.view.transfer.attempts = attempt; $0.view.transfer.lastError = failure }
-            log.notice("migration \(id): transfer attempt \(attempt) to \(agent) failed: \(failure); retrying")
+            log.debug("migration \(id): transfer attempt \(attempt) to \(agent) failed: \(failure); retrying")
             let jitter = Double.random(in: 0.8...1.2)
             let sleep = min(Double(wait) * jitter / 1000, max(deadline.timeIntervalSinceNow, 0))
             // Rounded up: a wait cut short by the truncation would leave a last attempt with no time (its error,
@@ -480,6 +520,57 @@ public final class ControlPlane: Sendable {
         return (ms * 1000).rounded() / 1000
     }
 
+    private enum Admission { case go, wait(milliseconds: Int) }
+
+    /// Whether a transfer may try `agent` now: always while it answers; while it does not, only as the one probe
+    /// once its wait is over (the others are told how long to wait before asking again).
+    private func admitAttempt(agent: String) -> Admission {
+        circuits.withLock { all in
+            guard var c = all[agent], c.open else { return .go }
+            let now = ContinuousClock.now
+            if !c.probing && now >= c.nextProbe {
+                c.probing = true
+                all[agent] = c
+                return .go
+            }
+            let untilProbe = c.nextProbe > now ? Self.ms(c.nextProbe - now) : 0
+            return .wait(milliseconds: max(untilProbe, configuration.retryInitialMilliseconds))
+        }
+    }
+
+    /// Records an attempt's outcome for its agent's circuit; logs when the agent stops or starts answering.
+    private func attemptEnded(agent: String, failure: String?, cancelled: Bool = false) {
+        enum Change { case none, opened, closed(Int) }
+        let change: Change = circuits.withLock { all in
+            var c = all[agent] ?? Circuit()
+            defer { all[agent] = c.open ? c : nil }
+            c.probing = false
+            if cancelled { return .none }
+            guard failure != nil else {
+                let failures = c.failures
+                c.failures = 0
+                return failures > 0 ? .closed(failures) : .none
+            }
+            c.failures += 1
+            c.backoffMilliseconds = c.backoffMilliseconds == 0
+                ? configuration.retryInitialMilliseconds : min(c.backoffMilliseconds * 2, configuration.retryMaxMilliseconds)
+            c.nextProbe = .now + .milliseconds(Double(c.backoffMilliseconds) * Double.random(in: 0.8...1.2))
+            return c.failures == 1 ? .opened : .none
+        }
+        switch change {
+        case .opened:
+            log.warning("agent \(agent) does not answer (\(failure ?? "")): its transfers wait, one tries it at a time, backing off to \(configuration.retryMaxMilliseconds) ms")
+        case .closed(let n):
+            log.notice("agent \(agent) answers again after \(n) failed attempt(s)")
+        case .none: break
+        }
+    }
+
+    private static func ms(_ d: Duration) -> Int {
+        let (s, attoseconds) = d.components
+        return Int(s) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+
     private func update(_ id: String, _ change: (inout Entry) -> Void) -> MigrationView? {
         migrations.withLock { m in
             guard m.byID[id] != nil else { return nil }
@@ -492,10 +583,12 @@ public final class ControlPlane: Sendable {
     @discardableResult
     private func setStatus(_ id: String, _ status: MigrationStatus, detail: String?) -> MigrationView? {
         var changed = false
+        var ended = false
         let view = update(id) { e in
             guard !e.view.status.isFinal || (e.view.status == .ready && status == .completed) else { return }
             guard e.view.status != status else { return }
             changed = true
+            ended = !e.view.status.isFinal && status.isFinal
             e.view.status = status
             if let detail { e.view.detail = detail }
             let t = Self.ms(since: e.started)
@@ -510,6 +603,7 @@ public final class ControlPlane: Sendable {
             }
         }
         guard changed, let view else { return view }
+        if ended { migrations.withLock { $0.inFlight -= 1 } }
         journalStatus(id)
         if status.isFinal && status != .completed {
             metrics.migrationFinished(status: status.rawValue, signalToReadyMs: view.timings.readyMs)

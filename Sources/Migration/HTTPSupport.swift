@@ -111,14 +111,17 @@ func errorJSON(_ message: String) -> String { "{\"error\":" + jsonQuoted(message
 public struct APIError: HTTPResponseError {
     public var status: HTTPResponse.Status
     public var message: String
+    /// Sent with the error (e.g. `Retry-After` with 429).
+    public var headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, _ message: String) {
+    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
         self.status = status
         self.message = message
+        self.headers = headers
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = HTTPFields()
+        var headers = self.headers
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: errorJSON(message))))
     }

@@ -400,10 +400,72 @@ nonisolated(unsafe) private let rfc3339Formatter: ISO8601DateFormatter = {
 
 func rfc3339(_ date: Date) -> String { rfc3339Formatter.string(from: date) }
 
+/// Parses an RFC 3339 date-time (§5.6): `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, `T` and `Z` in either case.
+/// Strict and bounded: every field is range-checked (the day against its month, leap years included), the
+/// fraction may be any length (only its first 9 digits, nanoseconds, are kept: `.9999999999` is 0.999999999 s, not
+/// a number read whole), a leap second (:60) is read as the last instant of its minute, and nothing can overflow.
+/// Nil for anything else. (Foundation's ISO8601DateFormatter trapped on a 40-digit fraction and misread fractions
+/// of more than 9 digits.)
 func parseRFC3339(_ text: String) -> Date? {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let d = f.date(from: text) { return d }
-    f.formatOptions = [.withInternetDateTime]
-    return f.date(from: text)
+    let b = Array(text.utf8)
+    guard b.count >= 20, b.count <= 256 else { return nil }  // "2026-01-01T00:00:00Z" at least; 256 bytes at most
+    var i = 0
+    func digits(_ n: Int) -> Int? {
+        guard i + n <= b.count else { return nil }
+        var v = 0
+        for k in i..<i + n {
+            guard b[k] >= 48, b[k] <= 57 else { return nil }
+            v = v * 10 + Int(b[k] - 48)
+        }
+        i += n
+        return v
+    }
+    func expect(_ c: UInt8, orLower: Bool = false) -> Bool {
+        guard i < b.count, b[i] == c || (orLower && b[i] == c | 0x20) else { return false }
+        i += 1
+        return true
+    }
+    guard let year = digits(4), expect(UInt8(ascii: "-")), let month = digits(2), expect(UInt8(ascii: "-")),
+          let day = digits(2), expect(UInt8(ascii: "T"), orLower: true),
+          let hour = digits(2), expect(UInt8(ascii: ":")), let minute = digits(2), expect(UInt8(ascii: ":")),
+          let second = digits(2)
+    else { return nil }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    guard (1...12).contains(month), day >= 1, day <= monthDays[month - 1], hour <= 23, minute <= 59, second <= 60
+    else { return nil }
+    var nanoseconds = 0
+    if i < b.count, b[i] == UInt8(ascii: ".") {
+        i += 1
+        let start = i
+        while i < b.count, b[i] >= 48, b[i] <= 57 {
+            if i - start < 9 { nanoseconds = nanoseconds * 10 + Int(b[i] - 48) }
+            i += 1
+        }
+        guard i > start else { return nil }  // a dot needs at least one digit
+        for _ in min(i - start, 9)..<9 { nanoseconds *= 10 }
+    }
+    var offsetSeconds = 0
+    if expect(UInt8(ascii: "Z"), orLower: true) {
+        offsetSeconds = 0
+    } else if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+        let sign = b[i] == UInt8(ascii: "-") ? -1 : 1
+        i += 1
+        guard let oh = digits(2), expect(UInt8(ascii: ":")), let om = digits(2), oh <= 23, om <= 59 else { return nil }
+        offsetSeconds = sign * (oh * 3600 + om * 60)
+    } else {
+        return nil
+    }
+    guard i == b.count else { return nil }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    let days = era * 146_097 + doe - 719_468
+    // A leap second: the last representable instant of its minute (the next minute starts one second later).
+    let wholeSeconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
+    let fraction = second == 60 ? 0.999_999_999 : Double(nanoseconds) / 1e9
+    return Date(timeIntervalSince1970: Double(wholeSeconds) + fraction)
 }

@@ -58,6 +58,10 @@ public final class ServiceMetrics: Sendable {
         }
     }
 
+    func migrationRefused(reason: String) {
+        Counter(label: "statetap_migrations_refused_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
     func prefetched(objects: Int, bytes: Int, notModified: Int, failed: Int) {
         Counter(label: "statetap_agent_prefetched_objects_total", factory: factory).increment(by: objects)
         Counter(label: "statetap_agent_prefetched_bytes_total", factory: factory).increment(by: bytes)

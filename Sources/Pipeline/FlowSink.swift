@@ -7,6 +7,8 @@ public struct DeviceTotals: Sendable {
     public var flows: UInt64 = 0
     public var packets: UInt64 = 0
     public var bytes: UInt64 = 0
+    /// When a flow of the device last ended, in the sink's own order (the count of flows absorbed then).
+    public var lastSeen: UInt64 = 0
 }
 
 /// The end of the pipeline: collects finished flows from every worker. (The journal thread of a later issue takes
@@ -26,17 +28,24 @@ final class FlowSink: @unchecked Sendable {
     var flowsOther: UInt64 = 0
     var flowsWithoutDevice: UInt64 = 0
     var devices: [IPAddress: DeviceTotals] = [:]
+    /// Devices kept at most: past it, the least recently seen are evicted (`devicesEvicted`), a sixteenth at a time.
+    let maxDevices: Int
+    var devicesEvicted: UInt64 = 0
+    /// For a live run's statistics, read from other threads while the sink runs.
+    let devicesNow = Atomic<Int>(0)
+    let devicesEvictedNow = Atomic<UInt64>(0)
     /// Optional observer of every record (tests, and `--flows` output); called on the sink thread.
     let observer: (@Sendable (FlowRecord) -> Void)?
 
-    init(inputs: [SPSCRing<FlowRecord>], events: [SPSCRing<StateEvent>] = [],
+    init(inputs: [SPSCRing<FlowRecord>], events: [SPSCRing<StateEvent>] = [], maxDevices: Int = 262_144,
          observer: (@Sendable (FlowRecord) -> Void)?, eventObserver: (@Sendable (consuming StateEvent) -> Void)? = nil)
     {
         self.inputs = inputs
         self.eventInputs = events
+        self.maxDevices = max(1, maxDevices)
         self.observer = observer
         self.eventObserver = eventObserver
-        devices.reserveCapacity(4096)
+        devices.reserveCapacity(min(4096, self.maxDevices + 1))
     }
 
     func run(workersFinished: () -> Bool) {
@@ -78,12 +87,34 @@ final class FlowSink: @unchecked Sendable {
         default: flowsOther &+= 1
         }
         if r.hasDevice {
+            let seen = flows
+            let added = devices[r.device] == nil
             devices[r.device, default: DeviceTotals()].flows &+= 1
             devices[r.device]!.packets &+= r.packets
             devices[r.device]!.bytes &+= r.bytes
+            devices[r.device]!.lastSeen = seen
+            if added {
+                if devices.count > maxDevices { evictLeastRecent() }
+                devicesNow.store(devices.count, ordering: .relaxed)
+            }
         } else {
             flowsWithoutDevice &+= 1
         }
         observer?(r)
+    }
+
+    /// Evicts the least recently seen sixteenth of `maxDevices` (at least one): the cost of finding them (a sort
+    /// of the ages) is paid once per that many new devices, not per flow.
+    private func evictLeastRecent() {
+        let batch = max(1, maxDevices / 16)
+        let ages = devices.values.map(\.lastSeen).sorted()
+        let cutoff = ages[min(batch, ages.count) - 1]
+        var evicted = 0
+        devices = devices.filter { _, t in
+            if t.lastSeen <= cutoff && evicted < batch { evicted += 1; return false }
+            return true
+        }
+        devicesEvicted &+= UInt64(evicted)
+        devicesEvictedNow.store(devicesEvicted, ordering: .relaxed)
     }
 }

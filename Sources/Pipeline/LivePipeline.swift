@@ -56,6 +56,10 @@ public struct LiveStatistics: Sendable {
     public var program: SteeringCounters
     public var packetsDecoded: UInt64
     public var elapsedNanoseconds: UInt64
+    /// Devices whose flow totals the sink keeps, and how many it evicted (least recently seen) to stay within
+    /// `maxDevices`.
+    public var devices = 0
+    public var devicesEvicted: UInt64 = 0
 }
 
 /// How the run was set up, for the log.
@@ -131,7 +135,7 @@ public final class LivePipeline: @unchecked Sendable {
         let workerCount = live.threading == .inline ? 1 : c.workers
         workers = pools.map { pool in (0..<workerCount).map { _ in DecodeWorker(configuration: c, pool: pool) } }
         sink = FlowSink(inputs: workers.flatMap { $0.map(\.output) }, events: workers.flatMap { $0.map(\.events) },
-                        observer: onFlow, eventObserver: onEvent)
+                        maxDevices: c.maxDevices, observer: onFlow, eventObserver: onEvent)
         var sources: [XDPSource] = []
         for (i, s) in sockets.enumerated() {
             var dumper: PcapWriter?
@@ -210,7 +214,9 @@ public final class LivePipeline: @unchecked Sendable {
         }
         let decoded = workers.joined().reduce(0) { $0 + $1.progress.load(ordering: .relaxed) }
         return LiveStatistics(queues: qs, program: (try? program.counters()) ?? SteeringCounters(),
-                              packetsDecoded: decoded, elapsedNanoseconds: monotonicNanoseconds() - startTime)
+                              packetsDecoded: decoded, elapsedNanoseconds: monotonicNanoseconds() - startTime,
+                              devices: sink.devicesNow.load(ordering: .relaxed),
+                              devicesEvicted: sink.devicesEvictedNow.load(ordering: .relaxed))
     }
 
     /// Stops (if not yet), joins every thread, detaches the XDP program and returns the summary and the final

@@ -14,6 +14,9 @@ public struct PipelineConfiguration: Sendable {
     public var frameSize = 2048
     /// Flows each worker tracks at most (least recently used evicted beyond).
     public var maxFlowsPerWorker = 262_144
+    /// Devices whose flow totals the sink keeps (least recently seen evicted beyond, counted). About 100 bytes
+    /// each: the default holds ~26 MB at most.
+    public var maxDevices = 262_144
     /// A flow idle this long (capture time) ends.
     public var flowIdleTimeoutNanoseconds: UInt64 = 120_000_000_000
     /// Memory each worker may hold for IP reassembly, and how long an incomplete datagram waits.
@@ -45,6 +48,7 @@ public struct PipelineConfiguration: Sendable {
         }
         guard frameCount >= batchSize * 2 else { throw fail("frame count \(frameCount) must be at least twice the batch size") }
         guard maxFlowsPerWorker >= 1 else { throw fail("--max-flows must be at least 1") }
+        guard (1...(1 << 26)).contains(maxDevices) else { throw fail("--max-devices must be 1...67108864, got \(maxDevices)") }
         if let cpus, cpus.contains(where: { $0 < 0 }) { throw fail("--cpus takes CPU numbers >= 0") }
     }
 }

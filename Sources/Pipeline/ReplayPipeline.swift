@@ -23,7 +23,9 @@ public struct PipelineSummary: Sendable {
     public var flowsUDP: UInt64 = 0
     public var flowsOther: UInt64 = 0
     public var flowsWithoutDevice: UInt64 = 0
+    /// Devices whose totals are kept (at most `maxDevices`), and how many less recently seen ones were evicted.
     public var devices: Int = 0
+    public var devicesEvicted: UInt64 = 0
     public var deviceTotals: [IPAddress: DeviceTotals] = [:]
     public var wallNanoseconds: UInt64 = 0
     public var workers = 1
@@ -55,6 +57,7 @@ extension PipelineSummary {
         flowsOther = sink.flowsOther
         flowsWithoutDevice = sink.flowsWithoutDevice
         devices = sink.devices.count
+        devicesEvicted = sink.devicesEvicted
         deviceTotals = sink.devices
         serverNameEvents = sink.serverNameEvents
         webLinkEvents = sink.webLinkEvents
@@ -88,8 +91,8 @@ public final class ReplayPipeline {
         let c = configuration
         let pool = FramePool(frameSize: c.frameSize, frameCount: c.frameCount)
         let workers = (0..<c.workers).map { _ in DecodeWorker(configuration: c, pool: pool) }
-        let sink = FlowSink(inputs: workers.map(\.output), events: workers.map(\.events), observer: onFlow,
-                            eventObserver: onEvent)
+        let sink = FlowSink(inputs: workers.map(\.output), events: workers.map(\.events), maxDevices: c.maxDevices,
+                            observer: onFlow, eventObserver: onEvent)
         let source = FileSource(readers: readers, pool: pool, workers: workers, configuration: c)
         let control = RunControl()
 

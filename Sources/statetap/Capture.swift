@@ -233,6 +233,8 @@ extension Result where Failure == any Error {
 func captureSamples(_ s: LiveStatistics) -> [ServiceMetrics.Sample] {
     var out: [ServiceMetrics.Sample] = [
         .init("statetap_packets_decoded_total", .counter, Double(s.packetsDecoded)),
+        .init("statetap_flow_devices", .gauge, Double(s.devices)),
+        .init("statetap_flow_devices_evicted_total", .counter, Double(s.devicesEvicted)),
         .init("statetap_xdp_steered_total", .counter, Double(s.program.steered)),
         .init("statetap_xdp_passed_total", .counter, Double(s.program.passed)),
         .init("statetap_xdp_malformed_total", .counter, Double(s.program.malformed)),

@@ -26,6 +26,12 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Seconds a migration has when its signal gives no deadline.")
     var migrationDeadline: Double = 30
 
+    @Option(help: "Migrations in flight at most (each holds a task and its plan, ~10 KB); a signal past it gets 429 with Retry-After, counted in statetap_migrations_refused_total.")
+    var maxMigrations = 4096
+
+    @Option(help: "Farthest deadline a signal may set, in seconds (a migration retries until its deadline).")
+    var maxMigrationDeadline: Double = 3600
+
     @Option(help: "Largest API request body (K, M suffixes); larger ones get 413.")
     var maxRequestBytes = "1M"
 
@@ -51,6 +57,10 @@ struct ControlPlaneOptions: ParsableArguments {
         if parseBytes(prefetchMaxBytes) == nil { throw ValidationError("--prefetch-max-bytes: '\(prefetchMaxBytes)' is not a size like 500M") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 1M") }
         if !(migrationDeadline > 0) { throw ValidationError("--migration-deadline must be > 0 seconds") }
+        if !(1...1_000_000).contains(maxMigrations) { throw ValidationError("--max-migrations must be 1...1000000, got \(maxMigrations)") }
+        if !(maxMigrationDeadline >= migrationDeadline && maxMigrationDeadline <= 86_400) {
+            throw ValidationError("--max-migration-deadline must be at least --migration-deadline (\(migrationDeadline) s) and at most 86400 s")
+        }
     }
 
     /// The control plane and its server, or nil without --serve.
@@ -82,6 +92,8 @@ struct ControlPlaneOptions: ParsableArguments {
         let scheme = security.tlsCert == nil ? "http" : "https"
         c.advertiseURL = advertise ?? "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         c.defaultDeadlineSeconds = migrationDeadline
+        c.maxDeadlineSeconds = maxMigrationDeadline
+        c.maxMigrationsInFlight = maxMigrations
         c.planner = Planner(rules: edgeConfig.policies ?? [],
                             limits: PlanLimits(maxLinks: prefetchMaxLinks, maxBytes: parseBytes(prefetchMaxBytes)!))
         c.maxBodyBytes = parseBytes(maxRequestBytes)!

@@ -15,8 +15,11 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Frame slots in the frame pool (bounds the frames in flight); for capture, UMEM frames per queue.")
     var frames: Int = 16384
 
-    @Option(help: "Flows each worker tracks at most; the least recently used is evicted beyond.")
+    @Option(help: "Flows each worker tracks at most; the least recently used is evicted beyond (about 300 bytes a flow, more with HTTP or TLS parser state).")
     var maxFlows: Int = 262_144
+
+    @Option(help: "Devices whose flow totals are kept; the least recently seen are evicted beyond, counted in devices_evicted (about 100 bytes a device: 26 MB at the default).")
+    var maxDevices: Int = 262_144
 
     @Option(help: "Seconds (capture time) after which an idle flow ends.")
     var flowTimeout: Double = 120
@@ -47,6 +50,7 @@ struct PipelineOptions: ParsableArguments {
         c.batchSize = batch
         c.frameCount = frames
         c.maxFlowsPerWorker = maxFlows
+        c.maxDevices = maxDevices
         guard flowTimeout > 0, flowTimeout <= 86_400 * 365 else {
             throw ValidationError("--flow-timeout must be > 0 and at most a year of seconds, got \(flowTimeout)")
         }

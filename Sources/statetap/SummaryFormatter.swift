@@ -39,7 +39,7 @@ enum SummaryFormatter {
                 ("evicted_lru", c.flows.evictedLRU), ("peak_active_sum_of_workers", c.flows.peakActive),
                 ("without_device", s.flowsWithoutDevice),
             ] as [(String, Any)]),
-            ("devices", s.devices),
+            ("devices", s.devices), ("devices_evicted", s.devicesEvicted),
             ("reassembly", [
                 ("fragments", c.reassembly.fragments), ("datagrams_completed", c.reassembly.datagramsCompleted),
                 ("datagrams_timed_out", c.reassembly.datagramsTimedOut),

@@ -138,6 +138,35 @@ struct ReplayPipelineTests {
                 - truth.fragmentPackets + truth.reassembledDatagrams)
     }
 
+    @Test("a flood of new devices keeps at most --max-devices totals, evicts the least recently seen, counts it")
+    func deviceBound() throws {
+        let file = TempFile(".pcap")
+        let w = try PcapWriter(path: file.path, linkType: .ethernet)
+        let server = IPAddress("198.51.100.1")!
+        // 5,000 SYNs from distinct sources, 1 ms apart; a regular device comes back every 100th packet.
+        let regular = IPAddress("10.99.0.1")!
+        for i in 0..<5000 {
+            let source = i % 100 == 0 ? regular : IPAddress(ipv4: 0x0a00_0000 | UInt32(i + 2))
+            let f = PacketBuilder.build([.ethernet(), .ipv4(src: source, dst: server),
+                                         .tcp(src: UInt16(1024 + i % 60000), dst: 80, seq: 1, flags: TCPFlags.syn)])
+            try w.write(packet: f, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i) * 1_000_000)
+        }
+        try w.close()
+        var c = PipelineConfiguration()
+        c.maxDevices = 320
+        c.flowIdleTimeoutNanoseconds = 50_000_000  // flows end as the capture goes on, in time order
+        let s = try ReplayPipeline(configuration: c).run(files: [file.path])
+        let distinct = 5000 - 49  // the regular device's 50 SYNs are one device
+        #expect(s.devices <= 320 && s.devices > 320 - 320 / 16 - 1)
+        #expect(s.devices + Int(s.devicesEvicted) == distinct, "every device is kept or counted as evicted")
+        #expect(s.deviceTotals[regular] != nil, "a device seen all along is not the least recently seen")
+        #expect(s.deviceTotals[IPAddress(ipv4: 0x0a00_0000 | UInt32(4999 + 2))] != nil, "the newest device is kept")
+        #expect(s.deviceTotals[IPAddress(ipv4: 0x0a00_0000 | UInt32(1 + 2))] == nil, "an early one-off device was evicted")
+        var bad = PipelineConfiguration()
+        bad.maxDevices = 0
+        #expect(throws: ConfigurationError.self) { try bad.validate() }
+    }
+
     @Test("a missing file and an unsupported link type fail before the run, saying why")
     func badFiles() throws {
         #expect(throws: (any Error).self) {

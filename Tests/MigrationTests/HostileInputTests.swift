@@ -1,0 +1,175 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+@testable import Migration
+
+/// RFC 3339 times as the API reads them: (text, seconds since the epoch, or nil when it must be refused).
+private let rfc3339Cases: [(String, Double?)] = [
+    ("2030-01-01T00:00:00Z", 1_893_456_000),
+    ("2030-01-01t00:00:00z", 1_893_456_000),  // RFC 3339 §5.6: T and Z in either case
+    ("2030-01-01T00:00:00.5Z", 1_893_456_000.5),
+    ("2030-01-01T00:00:00.123456789Z", 1_893_456_000.123456789),
+    // More than 9 digits: nanoseconds kept, the rest read (digits only) and dropped.
+    ("2030-01-01T00:00:00.9999999999Z", 1_893_456_000.999999999),
+    ("2030-01-01T00:00:00." + String(repeating: "9", count: 40) + "Z", 1_893_456_000.999999999),
+    ("2030-01-01T02:30:00+02:30", 1_893_456_000),
+    ("2029-12-31T19:00:00-05:00", 1_893_456_000),
+    ("2028-02-29T00:00:00Z", 1_835_395_200),  // a leap year
+    ("2000-02-29T00:00:00Z", 951_782_400),  // divisible by 400
+    ("2016-12-31T23:59:60Z", 1_483_228_799.999999999),  // a leap second: the minute's last instant
+    ("1970-01-01T00:00:00Z", 0),
+    ("2030-01-01T00:00:00", nil),  // no offset
+    ("2030-01-01 00:00:00Z", nil),
+    ("2030-01-01T00:00:00.Z", nil),  // a dot without digits
+    ("2030-01-01T00:00:00.12a4Z", nil),
+    ("2029-02-29T00:00:00Z", nil),  // not a leap year
+    ("1900-02-29T00:00:00Z", nil),  // divisible by 100, not 400
+    ("2030-04-31T00:00:00Z", nil),
+    ("2030-13-01T00:00:00Z", nil),
+    ("2030-00-01T00:00:00Z", nil),
+    ("2030-01-00T00:00:00Z", nil),
+    ("2030-01-01T24:00:00Z", nil),
+    ("2030-01-01T00:60:00Z", nil),
+    ("2030-01-01T00:00:61Z", nil),
+    ("2030-01-01T00:00:00+24:00", nil),
+    ("2030-01-01T00:00:00+0200", nil),
+    ("2030-01-01T00:00:00Zjunk", nil),
+    ("+2030-01-01T00:00:00Z", nil),
+    ("２０３０-01-01T00:00:00Z", nil),  // full-width digits are not digits here
+    ("", nil),
+    ("2030-01-01T00:00:00." + String(repeating: "9", count: 200) + "Z", 1_893_456_000.999999999),
+    ("2030-01-01T00:00:00." + String(repeating: "9", count: 300) + "Z", nil),  // over the 256-byte bound
+]
+
+@Suite("Hostile input to the control plane")
+struct HostileInputTests {
+    @Test("RFC 3339 times: every field range-checked, long fractions read to the nanosecond, nothing traps",
+          arguments: rfc3339Cases.indices)
+    func rfc3339(_ index: Int) {
+        let (text, expected) = rfc3339Cases[index]
+        let got = parseRFC3339(text)?.timeIntervalSince1970
+        if let expected {
+            #expect(got.map { abs($0 - expected) < 1e-6 } == true, "\(text): \(got.map { String($0) } ?? "refused"), want \(expected)")
+        } else {
+            #expect(got == nil, "\(text) must be refused, was read as \(got ?? 0)")
+        }
+    }
+
+    @Test("a deadline with a 40-digit fraction is a valid time: the migration is created, the process keeps answering")
+    func longFractionDeadline() async throws {
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        // Five minutes from now, to the second, then the fraction that trapped the old parser.
+        let whole = Int(Date().timeIntervalSince1970) + 300
+        let base = String(rfc3339Text(whole).dropLast())  // without its "Z"
+        try await app.test(.router) { client in
+            for digits in [10, 40, 60] {
+                let deadline = base + "." + String(repeating: "9", count: digits) + "Z"
+                let r = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                                 body: json(#"{"device": "10.45.0.\#(digits)", "to": "edge-b", "deadline": "\#(deadline)"}"#))
+                #expect(r.status == .created || r.status == .accepted, "\(digits) digits: \(r.status) \(r.body.text)")
+                let view = try JSONDecoder().decode([String: JSONValue].self, from: Data(r.body.readableBytesView))
+                if case .string(let stored)? = view["deadline"] {
+                    let t = try #require(parseRFC3339(stored)?.timeIntervalSince1970)
+                    #expect(abs(t - (Double(whole) + 0.999)) < 0.0015, "stored as \(stored)")
+                } else {
+                    Issue.record("no deadline in \(r.body.text)")
+                }
+            }
+            let alive = try await client.execute(uri: "/metrics", method: .get, headers: auth())
+            #expect(alive.status == .ok)
+        }
+    }
+}
+
+@Suite("Heavy signalling: bounded migrations in flight, one prober per unreachable agent")
+struct MigrationFloodTests {
+    /// A control plane whose destination agent refuses connections (port 9 on loopback: nothing listens).
+    static func unreachable(limit: Int) -> (ControlPlane, Application<RouterResponder<BasicRequestContext>>) {
+        var c = controlPlaneConfiguration()
+        c.maxMigrationsInFlight = limit
+        c.defaultDeadlineSeconds = 20
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9", configuration: c)
+        return (cp, Application(router: cp.router(), logger: quietLogger("test.app")))
+    }
+
+    static func signal(_ device: String, to edge: String = "edge-b") -> ByteBuffer {
+        json(#"{"device": "\#(device)", "to": "\#(edge)"}"#)
+    }
+
+    @Test("past --max-migrations a signal gets 429 with Retry-After, counted; a superseding one and room made are admitted")
+    func inFlightLimit() async throws {
+        let (cp, app) = Self.unreachable(limit: 3)
+        defer { cp.shutdown() }
+        try await app.test(.router) { client in
+            var ids: [String] = []
+            for i in 1...3 {
+                let r = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.\(i)"))
+                #expect(r.status == .accepted, "\(r.status) \(r.body.text)")
+                let view = try JSONCoding.decoder.decode(MigrationView.self, from: Data(r.body.readableBytesView))
+                ids.append(view.id)
+            }
+            for i in 4...20 {
+                let r = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.\(i)"))
+                #expect(r.status == .tooManyRequests, "signal \(i): \(r.status)")
+                #expect(Int(r.headers[.retryAfter] ?? "") ?? 0 >= 1, "Retry-After: \(r.headers[.retryAfter] ?? "none")")
+                #expect(r.body.text.contains("migrations are in flight"), "\(r.body.text)")
+            }
+            // The same signal again is the running migration; one to another edge supersedes it (no new room needed).
+            let again = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.1"))
+            #expect(again.status == .ok, "\(again.status) \(again.body.text)")
+            let moved = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.1", to: "edge-a"))
+            #expect(moved.status == .accepted, "\(moved.status) \(moved.body.text)")
+            // A cancelled migration makes room.
+            let cancel = try await client.execute(uri: "/v1/migrations/\(ids[1])", method: .delete, headers: auth())
+            #expect(cancel.status == .ok)
+            let admitted = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.30"))
+            #expect(admitted.status == .accepted, "\(admitted.status) \(admitted.body.text)")
+            let refused = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.1.31"))
+            #expect(refused.status == .tooManyRequests)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: auth())
+            #expect(metrics.body.text.contains(#"statetap_migrations_refused_total{reason="in_flight_limit"} 18"#), "\(metrics.body.text)")
+        }
+    }
+
+    @Test("migrations towards an agent that does not answer wait for one prober instead of each retrying")
+    func oneProberPerAgent() async throws {
+        let (cp, app) = Self.unreachable(limit: 100)
+        defer { cp.shutdown() }
+        try await app.test(.router) { client in
+            for i in 1...40 {
+                let r = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(), body: Self.signal("10.45.2.\(i)"))
+                #expect(r.status == .accepted)
+            }
+            // Retries back off 40 ms -> 200 ms (test settings): in 1.5 s, 40 migrations each retrying on its own would
+            // make ~300 attempts; with one prober, those begun before the first failed (40 at most) and one probe per
+            // wait (~10).
+            try await Task.sleep(for: .milliseconds(1500))
+            let attempts = cp.recentMigrations(limit: 100).reduce(0) { $0 + $1.transfer.attempts }
+            #expect(attempts >= 3, "the agent is still being probed: \(attempts) attempts")
+            #expect(attempts <= 40 + 25, "\(attempts) attempts: transfers retried on their own instead of waiting for the probe")
+            #expect(cp.recentMigrations(limit: 100).allSatisfy { $0.status == .transferring })
+        }
+    }
+}
+
+/// `seconds` since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+private func rfc3339Text(_ seconds: Int) -> String {
+    var t = time_t(seconds)
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+}
+
+/// Enough of JSON to read one field of a response.
+private enum JSONValue: Decodable {
+    case string(String), other
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        self = (try? c.decode(String.self)).map(JSONValue.string) ?? .other
+    }
+}
