@@ -25,11 +25,17 @@ public struct ListenConfiguration: Sendable {
 
 /// An HTTP(S) server for `router` as a service-lifecycle service; `onListening` is called with the bound port
 /// once it accepts connections.
+/// `limits`: read deadlines and the connection cap (`ConnectionLimits`); the process's open-file limit is raised
+/// to its hard limit first, where allowed.
 public func makeServer(router: Router<BasicRequestContext>, listen: ListenConfiguration, name: String, logger: Logger,
+                       limits: ConnectionLimits = ConnectionLimits(),
                        onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> any Service
 {
-    // Idle connections are closed: a client that opens connections and sends nothing holds no resources long.
-    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(30))
+    raiseOpenFileLimit()
+    // Idle connections are closed: a client that opens connections and sends nothing holds no resources long; one
+    // that trickles its request a byte at a time is closed at the read deadline (`ConnectionGuardHandler`).
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuardHandler(limits: limits)],
+                                           idleTimeout: .seconds(30))
     var server: HTTPServerBuilder = .http1(configuration: http1)
     if let cert = listen.tlsCertificate, let key = listen.tlsKey {
         let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }

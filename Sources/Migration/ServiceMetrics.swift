@@ -76,7 +76,8 @@ public final class ServiceMetrics: Sendable {
 
     /// The text of `GET /metrics`.
     public func scrape() -> [UInt8] {
-        let samples = sampler.withLock { $0.provider?() } ?? []
+        // The process's figures, and the API server's connection limits (whichever server this process runs).
+        let samples = (sampler.withLock { $0.provider?() } ?? []) + ConnectionStatistics.shared.samples()
         sampler.withLock { s in
             for sample in samples {
                 let key = sample.name + sample.labels.map { "|\($0.0)=\($0.1)" }.joined()

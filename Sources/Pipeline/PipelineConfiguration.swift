@@ -48,7 +48,7 @@ public struct PipelineConfiguration: Sendable {
         }
         guard frameCount >= batchSize * 2 else { throw fail("frame count \(frameCount) must be at least twice the batch size") }
         guard maxFlowsPerWorker >= 1 else { throw fail("--max-flows must be at least 1") }
-        guard (1...(1 << 26)).contains(maxDevices) else { throw fail("--max-devices must be 1...67108864, got \(maxDevices)") }
+        guard (1...(1 << 26)).contains(maxDevices) else { throw fail("--max-flow-devices must be 1...67108864, got \(maxDevices)") }
         if let cpus, cpus.contains(where: { $0 < 0 }) { throw fail("--cpus takes CPU numbers >= 0") }
     }
 }

@@ -18,8 +18,8 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Flows each worker tracks at most; the least recently used is evicted beyond (about 300 bytes a flow, more with HTTP or TLS parser state).")
     var maxFlows: Int = 262_144
 
-    @Option(help: "Devices whose flow totals are kept; the least recently seen are evicted beyond, counted in devices_evicted (about 100 bytes a device: 26 MB at the default).")
-    var maxDevices: Int = 262_144
+    @Option(help: "Devices whose flow totals (flows, packets, bytes) are kept; the least recently seen are evicted beyond, counted in devices_evicted (about 100 bytes a device: 26 MB at the default). The state store's limit is --max-devices.")
+    var maxFlowDevices: Int = 262_144
 
     @Option(help: "Seconds (capture time) after which an idle flow ends.")
     var flowTimeout: Double = 120
@@ -50,7 +50,7 @@ struct PipelineOptions: ParsableArguments {
         c.batchSize = batch
         c.frameCount = frames
         c.maxFlowsPerWorker = maxFlows
-        c.maxDevices = maxDevices
+        c.maxDevices = maxFlowDevices
         guard flowTimeout > 0, flowTimeout <= 86_400 * 365 else {
             throw ValidationError("--flow-timeout must be > 0 and at most a year of seconds, got \(flowTimeout)")
         }

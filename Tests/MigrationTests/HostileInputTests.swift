@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -152,6 +153,87 @@ struct MigrationFloodTests {
             #expect(attempts >= 3, "the agent is still being probed: \(attempts) attempts")
             #expect(attempts <= 40 + 25, "\(attempts) attempts: transfers retried on their own instead of waiting for the probe")
             #expect(cp.recentMigrations(limit: 100).allSatisfy { $0.status == .transferring })
+        }
+    }
+}
+
+@Suite("Slow clients: read deadlines and a connection cap, without a token", .serialized)
+struct SlowClientTests {
+    /// A TCP connection to 127.0.0.1:`port`.
+    static func connectLoopback(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard ok else { close(fd); throw TestFailure("connect: errno \(errno)") }
+        return fd
+    }
+
+    static func send(_ fd: Int32, _ text: String) { _ = text.utf8CString.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) } }
+
+    /// Whether the server closed `fd` within `milliseconds` (EOF or reset), reading and dropping what it sent.
+    static func closedByServer(_ fd: Int32, within milliseconds: Int) -> Bool {
+        var left = milliseconds
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while left > 0 {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let step = min(left, 100)
+            left -= step
+            guard poll(&p, 1, Int32(step)) > 0 else { continue }
+            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+        return false
+    }
+
+    @Test("a request trickled a byte at a time is closed at the header deadline; the token holder still gets in")
+    func trickle() async throws {
+        var limits = ConnectionLimits()
+        limits.headerSeconds = 1
+        let before = ConnectionStatistics.shared.headerTimeoutsClosed
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        try await withServer(cp.router(), limits: limits) { port in
+            let fds = try (0..<4).map { _ in try Self.connectLoopback(port) }
+            defer { fds.forEach { close($0) } }
+            for fd in fds { Self.send(fd, "GET /metrics HTTP/1.1\r\nHo") }
+            // A byte every 200 ms would keep a 30 s idle timeout from ever firing; bounded at 3 s here.
+            var open = Set(fds)
+            for _ in 0..<15 where !open.isEmpty {
+                for fd in open { Self.send(fd, "s") }
+                for fd in open where Self.closedByServer(fd, within: 50) { open.remove(fd) }
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            #expect(open.isEmpty, "\(open.count) trickling connection(s) still open after 3 s")
+            #expect(ConnectionStatistics.shared.headerTimeoutsClosed >= before + 4)
+            let r = try await http(.GET, "http://127.0.0.1:\(port)/metrics")
+            #expect(r.status == 200)
+        }
+    }
+
+    @Test("past the connection cap a new connection is closed at once, counted; room comes back as others close")
+    func connectionCap() async throws {
+        var limits = ConnectionLimits()
+        limits.headerSeconds = 2
+        limits.maxConnections = 5
+        let refusedBefore = ConnectionStatistics.shared.refusedConnections
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        try await withServer(cp.router(), limits: limits) { port in
+            let idle = try (0..<5).map { _ in try Self.connectLoopback(port) }
+            try await Task.sleep(for: .milliseconds(200))  // accepted and counted
+            let extra = try Self.connectLoopback(port)
+            #expect(Self.closedByServer(extra, within: 1000), "the sixth connection was not closed at once")
+            close(extra)
+            #expect(ConnectionStatistics.shared.refusedConnections >= refusedBefore + 1)
+            // The idle ones go at the header deadline; then there is room again.
+            for fd in idle { #expect(Self.closedByServer(fd, within: 4000)); close(fd) }
+            try await Task.sleep(for: .milliseconds(200))
+            let r = try await http(.GET, "http://127.0.0.1:\(port)/metrics")
+            #expect(r.status == 200)
+            #expect(r.text.contains("statetap_api_connections_refused_total"))
         }
     }
 }
