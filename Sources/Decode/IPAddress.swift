@@ -110,7 +110,11 @@ extension IPAddress: CustomStringConvertible {
             guard parts.count == 4 else { return nil }
             var v: UInt32 = 0
             for part in parts {
-                guard !part.isEmpty, part.count <= 3, let byte = UInt8(part) else { return nil }
+                // Decimal digits only, no leading zero (RFC 6943 §3.1.1: `010` reads as octal 8 in some parsers,
+                // 10 in others; an ambiguous address is refused), no sign.
+                guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                      part.count == 1 || part.utf8.first != 48, let byte = UInt8(part)
+                else { return nil }
                 v = v << 8 | UInt32(byte)
             }
             self.init(ipv4: v)

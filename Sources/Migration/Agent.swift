@@ -342,7 +342,7 @@ public final class Agent: Sendable {
             let id = try context.parameters.require("id")
             let encoding = request.headers[.contentEncoding]?.lowercased()
             guard encoding == nil || encoding == "identity" || encoding == SliceCodec.contentEncoding else {
-                throw APIError(.unsupportedMediaType, "Content-Encoding '\(encoding!)' is not supported (use \(SliceCodec.contentEncoding) or none)")
+                throw APIError(.unsupportedMediaType, "Content-Encoding \(quoted(encoding!)) is not supported (use \(SliceCodec.contentEncoding) or none)")
             }
             var raw: [UInt8] = []
             let plan = try await decodeBody(MigrationPlan.self, request, limit: limit) { bytes in
@@ -358,10 +358,10 @@ public final class Agent: Sendable {
                 return raw
             }
             guard plan.migrationId == id else {
-                throw APIError(.badRequest, "migration_id '\(plan.migrationId)' does not match the path's '\(id)'")
+                throw APIError(.badRequest, "migration_id \(quoted(plan.migrationId)) does not match the path's \(quoted(id))")
             }
             guard IPAddress(plan.device) != nil else {
-                throw APIError(.badRequest, "device '\(plan.device)' is not an IP address")
+                throw APIError(.badRequest, "device \(quoted(plan.device)) is not an IP address")
             }
             let r = self.receive(plan, raw: raw)
             return try jsonResponse(r.status, status: r.created ? .accepted : .ok)
@@ -369,7 +369,7 @@ public final class Agent: Sendable {
         router.get("/v1/transfers") { _, _ in try jsonResponse(self.all()) }
         router.get("/v1/transfers/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard let s = self.status(id) else { throw APIError(.notFound, "no transfer '\(id)'") }
+            guard let s = self.status(id) else { throw APIError(.notFound, "no transfer \(quoted(id))") }
             return try jsonResponse(s)
         }
         router.delete("/v1/transfers/:id") { _, context in

@@ -17,9 +17,11 @@ public struct ConnectionLimits: Sendable {
     public init() {}
 }
 
-/// What the connection limits did, process-wide (one API server a process): for `/metrics`.
+/// What the connection limits did. `shared` is the one the process's API server uses (and `/metrics` shows); a
+/// server given its own counts its connections apart.
 public final class ConnectionStatistics: Sendable {
     public static let shared = ConnectionStatistics()
+    public init() {}
     let open = Atomic<Int>(0)
     let refused = Atomic<UInt64>(0)
     let headerTimeouts = Atomic<UInt64>(0)

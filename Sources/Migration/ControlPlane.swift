@@ -114,7 +114,7 @@ public final class ControlPlane: Sendable {
     public func setCell(_ cell: String, edge: String) throws(APIError) {
         try edges.withLock { c throws(APIError) in
             guard c.edges.contains(where: { $0.name == edge }) else {
-                throw APIError(.unprocessableContent, "unknown edge '\(edge)' (register it with PUT /v1/edges/\(edge))")
+                throw APIError(.unprocessableContent, "unknown edge \(quoted(edge)) (register it with PUT /v1/edges/\(edge))")
             }
             c.cells[cell] = edge
         }
@@ -130,20 +130,20 @@ public final class ControlPlane: Sendable {
     /// the running one; `created` tells which).
     public func startMigration(_ request: MigrationRequest, source: String) throws(APIError) -> (view: MigrationView, created: Bool) {
         guard let device = IPAddress(request.device) else {
-            throw APIError(.badRequest, "device '\(request.device)' is not an IPv4 or IPv6 address")
+            throw APIError(.badRequest, "device \(quoted(request.device)) is not an IPv4 or IPv6 address")
         }
         guard let target = edge(named: request.to) else {
-            throw APIError(.unprocessableContent, "unknown destination edge '\(request.to)'")
+            throw APIError(.unprocessableContent, "unknown destination edge \(quoted(request.to))")
         }
         let now = Date()
         var deadline = now.addingTimeInterval(configuration.defaultDeadlineSeconds)
         if let d = request.deadline {
             guard let parsed = parseRFC3339(d) else {
-                throw APIError(.badRequest, "deadline '\(d)' is not an RFC 3339 time (e.g. 2026-11-25T10:00:00Z)")
+                throw APIError(.badRequest, "deadline \(quoted(d)) is not an RFC 3339 time (e.g. 2026-11-25T10:00:00Z)")
             }
-            guard parsed > now else { throw APIError(.unprocessableContent, "deadline '\(d)' has passed") }
+            guard parsed > now else { throw APIError(.unprocessableContent, "deadline \(quoted(d)) has passed") }
             guard parsed.timeIntervalSince(now) <= configuration.maxDeadlineSeconds else {
-                throw APIError(.unprocessableContent, "deadline '\(d)' is more than \(Int(configuration.maxDeadlineSeconds)) s away")
+                throw APIError(.unprocessableContent, "deadline \(quoted(d)) is more than \(Int(configuration.maxDeadlineSeconds)) s away")
             }
             deadline = parsed
         }
@@ -298,11 +298,11 @@ public final class ControlPlane: Sendable {
             guard let src = n.srcEcgi?.cellId else { throw APIError(.badRequest, "missing field 'srcEcgi.cellId'") }
             guard let trg = n.trgEcgi?.first?.cellId else { throw APIError(.badRequest, "missing field 'trgEcgi[0].cellId'") }
             guard let to = edge(ofCell: trg) else {
-                throw APIError(.unprocessableContent, "target cell '\(trg)' maps to no edge (PUT /v1/cells/\(trg))")
+                throw APIError(.unprocessableContent, "target cell \(quoted(trg)) maps to no edge (PUT /v1/cells/\(trg))")
             }
             let from = edge(ofCell: src) ?? ""
             if from == to {
-                throw APIError(.unprocessableContent, "cells '\(src)' and '\(trg)' are on the same edge '\(to)': nothing to migrate")
+                throw APIError(.unprocessableContent, "cells \(quoted(src)) and \(quoted(trg)) are on the same edge \(quoted(to)): nothing to migrate")
             }
             return try startMigration(MigrationRequest(device: device, from: from, to: to), source: "mec012")
         case 2:
@@ -362,7 +362,7 @@ public final class ControlPlane: Sendable {
         for id in ids {
             guard let t = id.type.number(names: names), t == 1 || t == 2 else { continue }
             guard IPAddress(id.value) != nil else {
-                throw APIError(.badRequest, "associateId value '\(id.value)' is not an IP address")
+                throw APIError(.badRequest, "associateId value \(quoted(id.value)) is not an IP address")
             }
             return id.value
         }

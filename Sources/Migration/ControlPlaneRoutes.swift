@@ -47,7 +47,7 @@ extension ControlPlane {
         }
         router.delete("/v1/edges/:name") { _, context in
             let name = try context.parameters.require("name")
-            guard self.removeEdge(name) else { throw APIError(.notFound, "no edge '\(name)'") }
+            guard self.removeEdge(name) else { throw APIError(.notFound, "no edge \(quoted(name))") }
             return Response(status: .noContent)
         }
         router.put("/v1/cells/:cell") { request, context in
@@ -65,13 +65,13 @@ extension ControlPlane {
         router.get("/v1/migrations") { _, _ in try jsonResponse(self.recentMigrations()) }
         router.get("/v1/migrations/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard let v = self.migration(id) else { throw APIError(.notFound, "no migration '\(id)'") }
+            guard let v = self.migration(id) else { throw APIError(.notFound, "no migration \(quoted(id))") }
             return try jsonResponse(v)
         }
         router.delete("/v1/migrations/:id") { _, context in
             let id = try context.parameters.require("id")
             guard let v = self.cancel(id, reason: "cancelled through the API") else {
-                throw APIError(.notFound, "no migration '\(id)'")
+                throw APIError(.notFound, "no migration \(quoted(id))")
             }
             return try jsonResponse(v)
         }
@@ -79,9 +79,9 @@ extension ControlPlane {
             let id = try context.parameters.require("id")
             let body = try await decodeBody(AgentTransferStatus.self, request, limit: limit)
             guard body.migrationId == id else {
-                throw APIError(.badRequest, "migration_id '\(body.migrationId)' does not match the path's '\(id)'")
+                throw APIError(.badRequest, "migration_id \(quoted(body.migrationId)) does not match the path's \(quoted(id))")
             }
-            guard let v = self.agentReported(id, body) else { throw APIError(.notFound, "no migration '\(id)'") }
+            guard let v = self.agentReported(id, body) else { throw APIError(.notFound, "no migration \(quoted(id))") }
             return try jsonResponse(v)
         }
 
@@ -103,7 +103,7 @@ extension ControlPlane {
         router.get("/v1/devices/:id") { _, context in
             let text = try context.parameters.require("id")
             guard let device = IPAddress(text) else {
-                throw APIError(.badRequest, "device '\(text)' is not an IPv4 or IPv6 address")
+                throw APIError(.badRequest, "device \(quoted(text)) is not an IPv4 or IPv6 address")
             }
             guard let view = self.deviceView(device) else { throw APIError(.notFound, "no state for device \(text)") }
             return try jsonResponse(view)

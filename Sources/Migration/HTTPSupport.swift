@@ -167,9 +167,9 @@ func describe(_ e: DecodingError) -> String {
         c.isEmpty ? "the top level" : c.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
     switch e {
-    case .keyNotFound(let k, let c): return "missing field '\(path(c.codingPath + [k]))'"
-    case .typeMismatch(let t, let c): return "'\(path(c.codingPath))' should be \(t)"
-    case .valueNotFound(let t, let c): return "'\(path(c.codingPath))' is null, expected \(t)"
+    case .keyNotFound(let k, let c): return "missing field \(quoted(path(c.codingPath + [k])))"
+    case .typeMismatch(let t, let c): return "\(quoted(path(c.codingPath))) should be \(t)"
+    case .valueNotFound(let t, let c): return "\(quoted(path(c.codingPath))) is null, expected \(t)"
     case .dataCorrupted(let c):
         if c.codingPath.isEmpty { return "the body is not valid JSON" }
         return "\(c.debugDescription) at \(path(c.codingPath))"
@@ -181,10 +181,10 @@ func describe(_ e: DecodingError) -> String {
 public func loadToken(file: String?) throws(SliceError) -> String {
     if let file {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw SliceError(message: "cannot read the token file '\(file)'")
+            throw SliceError(message: "cannot read the token file \(quoted(file))")
         }
         let token = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        guard token.count >= 16 else { throw SliceError(message: "the token in '\(file)' is shorter than 16 characters") }
+        guard token.count >= 16 else { throw SliceError(message: "the token in \(quoted(file)) is shorter than 16 characters") }
         return token
     }
     if let env = ProcessInfo.processInfo.environment["STATETAP_TOKEN"], !env.isEmpty {
@@ -205,3 +205,15 @@ public func parseListenAddress(_ text: String) -> (host: String, port: Int)? {
 }
 
 func unixMilliseconds(_ date: Date = Date()) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+
+/// A value echoed in an error message, in quotes and cut to 80 characters (a 100 KB field is not sent back whole;
+/// the message says how long it was); control characters shown escaped.
+func quoted(_ value: some StringProtocol) -> String {
+    let text = String(value)
+    var shown = ""
+    for c in text.unicodeScalars.prefix(80) {
+        shown += c.value < 0x20 || c.value == 0x7f ? c.escaped(asASCII: true) : String(c)
+    }
+    let count = text.unicodeScalars.count
+    return "'" + shown + "'" + (count > 80 ? "… (\(text.utf8.count) bytes)" : "")
+}

@@ -33,11 +33,11 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         var seen = Set<String>()
         for e in edges {
             if e.name.isEmpty { out.append("an edge has an empty name") }
-            if !seen.insert(e.name).inserted { out.append("edge '\(e.name)' is listed twice") }
-            if let p = URLParts(e.agent).problem { out.append("edge '\(e.name)': agent \(p)") }
+            if !seen.insert(e.name).inserted { out.append("edge \(quoted(e.name)) is listed twice") }
+            if let p = URLParts(e.agent).problem { out.append("edge \(quoted(e.name)): agent \(p)") }
         }
         for (cell, edge) in cells.sorted(by: { $0.key < $1.key }) where !seen.contains(edge) {
-            out.append("cell '\(cell)' maps to edge '\(edge)', which is not in edges")
+            out.append("cell \(quoted(cell)) maps to edge \(quoted(edge)), which is not in edges")
         }
         for (i, rule) in (policies ?? []).enumerated() where rule.host == nil && rule.endpoint == nil {
             out.append("policy rule \(i + 1) matches nothing: give host and/or endpoint")
@@ -356,7 +356,7 @@ struct URLParts {
 
     init(_ text: String) {
         guard let sep = text.range(of: "://") else {
-            problem = "'\(text)' is not an absolute URL (scheme://host[:port][/path])"
+            problem = "\(quoted(text)) is not an absolute URL (scheme://host[:port][/path])"
             return
         }
         scheme = text[..<sep.lowerBound].lowercased()
@@ -366,7 +366,7 @@ struct URLParts {
         path = slash < rest.endIndex ? String(rest[slash...]) : "/"
         if let q = path.firstIndex(of: "#") { path = String(path[..<q]) }
         guard scheme == "http" || scheme == "https" else {
-            problem = "'\(text)' is not an http or https URL"
+            problem = "\(quoted(text)) is not an http or https URL"
             return
         }
         var hostPart = Substring(authority)
@@ -377,11 +377,11 @@ struct URLParts {
         } else if let colon = hostPart.lastIndex(of: ":") {
             host = String(hostPart[..<colon])
             port = Int(hostPart[hostPart.index(after: colon)...])
-            if port == nil { problem = "'\(text)' has a bad port" }
+            if port == nil { problem = "\(quoted(text)) has a bad port" }
         } else {
             host = String(hostPart)
         }
-        if host.isEmpty { problem = "'\(text)' has no host" }
+        if host.isEmpty { problem = "\(quoted(text)) has no host" }
     }
 
     /// host[:port] as a Host header value.

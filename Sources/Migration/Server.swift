@@ -28,13 +28,13 @@ public struct ListenConfiguration: Sendable {
 /// `limits`: read deadlines and the connection cap (`ConnectionLimits`); the process's open-file limit is raised
 /// to its hard limit first, where allowed.
 public func makeServer(router: Router<BasicRequestContext>, listen: ListenConfiguration, name: String, logger: Logger,
-                       limits: ConnectionLimits = ConnectionLimits(),
+                       limits: ConnectionLimits = ConnectionLimits(), statistics: ConnectionStatistics = .shared,
                        onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> any Service
 {
     raiseOpenFileLimit()
     // Idle connections are closed: a client that opens connections and sends nothing holds no resources long; one
     // that trickles its request a byte at a time is closed at the read deadline (`ConnectionGuardHandler`).
-    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuardHandler(limits: limits)],
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuardHandler(limits: limits, statistics: statistics)],
                                            idleTimeout: .seconds(30))
     var server: HTTPServerBuilder = .http1(configuration: http1)
     if let cert = listen.tlsCertificate, let key = listen.tlsKey {

@@ -180,6 +180,13 @@ final class JournalSession: Sendable {
     /// Called on the pipeline's sink thread.
     func append(_ e: consuming StateEvent) { writer.append(.event(e)) }
 
+    /// Records given to the journal that it did not write (disk full, write errors, a full queue), and all given.
+    var lostRecords: (lost: UInt64, appended: UInt64, diskFull: UInt64, writeError: UInt64, queueFull: UInt64) {
+        let j = writer.currentStats
+        return (j.droppedDiskFull + j.droppedWriteError + j.droppedQueueFull, j.appended, j.droppedDiskFull,
+                j.droppedWriteError, j.droppedQueueFull)
+    }
+
     /// Writes what is queued and closes the segment; the summary's `journal` section.
     func finish() -> [(String, Any)] {
         writer.finish()

@@ -15,6 +15,10 @@ struct Replay: AsyncParsableCommand {
             Nothing is dropped: when a ring is full the reader waits. The summary counts packets per layer, \
             flows, devices and every decode error by reason.
 
+            Exit status: 0 when every file was read and every record journaled; 2 when a file could not be read \
+            (the others are); 3 when the journal could not write every record (disk full, write errors): the \
+            summary's journal section and the error line say how many.
+
             With --serve (and --journal), the control plane API is served while the files are replayed and \
             afterwards, until SIGINT or SIGTERM: migrations can be planned from what the files taught.
             """)
@@ -87,6 +91,10 @@ struct Replay: AsyncParsableCommand {
             print(text)
         }
         if !summary.readErrors.isEmpty { throw ExitCode(2) }
+        if let lost = journal?.lostRecords, lost.lost > 0 {
+            log.error("journal: \(lost.lost) of \(lost.appended) records were not written (disk full: \(lost.diskFull), write errors: \(lost.writeError), queue full: \(lost.queueFull)): the journal is incomplete")
+            throw ExitCode(3)
+        }
     }
 }
 

@@ -36,11 +36,13 @@ func quietLogger(_ label: String) -> Logger {
 /// Runs `router` with the project's own `makeServer` on 127.0.0.1 (`port` 0: a free one) while `body` runs, then
 /// shuts it down gracefully. `body` gets the bound port.
 func withServer<T>(_ router: Router<BasicRequestContext>, port: Int = 0, limits: ConnectionLimits = ConnectionLimits(),
+                   statistics: ConnectionStatistics = ConnectionStatistics(),
                    _ body: (Int) async throws -> T) async throws -> T
 {
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let server = try makeServer(router: router, listen: ListenConfiguration(host: "127.0.0.1", port: port),
-                                name: "statetap-test", logger: quietLogger("test.server"), limits: limits) { continuation.yield($0) }
+                                name: "statetap-test", logger: quietLogger("test.server"), limits: limits,
+                                statistics: statistics) { continuation.yield($0) }
     let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: quietLogger("test.group")))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask {

@@ -49,4 +49,22 @@ struct JournalDiskFullTests {
         let v = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
         #expect(v["records"] as? Int == written)
     }
+
+    @Test("replay onto a full disk exits 3 and says how many records the journal lost")
+    func replayExitStatus() throws {
+        let work = NSTemporaryDirectory() + "statetap-replay-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let capture = work + "/mix.pcap"
+        let g = try sh([statetapBinary, "generate", capture, "--packets", "30000", "--seed", "5"])
+        #expect(g.status == 0, "\(g.stderr)")
+        let disk = try SmallDisk(kilobytes: 128)
+        let r = try sh([statetapBinary, "replay", capture, "--journal", disk.path + "/journal", "--fsync", "never",
+                        "--segment-size", "1", "--json", "--progress-interval", "0"])
+        #expect(r.status == 3, "exit \(r.status): \(r.stderr.suffix(400))")
+        #expect(r.stderr.contains("records were not written") && r.stderr.contains("disk full:"), "\(r.stderr.suffix(400))")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let journal = try #require(summary["journal"] as? [String: Any])
+        #expect((journal["dropped_disk_full"] as? Int ?? 0) > 0, "\(journal)")
+    }
 }
