@@ -94,9 +94,13 @@ public final class ControlPlane: Sendable {
     public var edgeConfiguration: EdgeConfiguration { edges.withLock { $0 } }
 
     public func setEdge(_ edge: EdgeNode) throws(APIError) {
-        if let p = URLParts(edge.agent).problem { throw APIError(.unprocessableContent, "agent \(p)") }
-        guard !edge.name.isEmpty else { throw APIError(.badRequest, "edge name is empty") }
-        edges.withLock { c in
+        if let p = EdgeConfiguration.nameProblem(edge.name) { throw APIError(.badRequest, p) }
+        if let p = URLParts(edge.agent).agentProblem { throw APIError(.unprocessableContent, "agent \(p)") }
+        try edges.withLock { c throws(APIError) in
+            let replaces = c.edges.contains { $0.name == edge.name }
+            guard replaces || c.edges.count < EdgeConfiguration.maxEdges else {
+                throw APIError(.unprocessableContent, "\(EdgeConfiguration.maxEdges) edges are registered: at most that many")
+            }
             c.edges.removeAll { $0.name == edge.name }
             c.edges.append(edge)
         }
@@ -112,7 +116,11 @@ public final class ControlPlane: Sendable {
     }
 
     public func setCell(_ cell: String, edge: String) throws(APIError) {
+        if let p = EdgeConfiguration.nameProblem(cell, cell: true) { throw APIError(.badRequest, p) }
         try edges.withLock { c throws(APIError) in
+            guard c.cells[cell] != nil || c.cells.count < EdgeConfiguration.maxCells else {
+                throw APIError(.unprocessableContent, "\(EdgeConfiguration.maxCells) cells are mapped: at most that many")
+            }
             guard c.edges.contains(where: { $0.name == edge }) else {
                 throw APIError(.unprocessableContent, "unknown edge \(quoted(edge)) (register it with PUT /v1/edges/\(edge))")
             }

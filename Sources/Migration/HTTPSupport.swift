@@ -150,6 +150,10 @@ func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, de
     }
     var bytes = Array(buffer.readableBytesView)
     if let transform { bytes = try transform(bytes) }
+    if let duplicate = JSONDuplicateKeys.first(in: bytes) {
+        // JSONDecoder would keep one of them silently: which one the sender meant is unknown.
+        throw APIError(.badRequest, "invalid \(T.self) JSON: the key \(quoted(duplicate)) appears twice in one object")
+    }
     do {
         return try decoder.decode(T.self, from: Data(bytes))
     } catch let e as DecodingError {

@@ -1,4 +1,5 @@
 import Foundation
+import Decode
 import Journal
 
 // The JSON shapes of the control plane's and the agent's APIs (docs/openapi.yaml describes the same). statetap's
@@ -27,15 +28,34 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         self.policies = policies
     }
 
+    /// Edges and cells at most, and the longest name of either.
+    public static let maxEdges = 1024
+    public static let maxCells = 65536
+    public static let maxNameLength = 64
+
+    /// Why `name` cannot name an edge (or, `cell` true, a cell): nil when it can.
+    static func nameProblem(_ name: String, cell: Bool = false) -> String? {
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c | 0x20 >= 97 && c | 0x20 <= 122) || c == 46 || c == 95 || c == 45 || (cell && c == 58)
+        }
+        guard !name.isEmpty, name.utf8.count <= maxNameLength, allowed else {
+            return "\(cell ? "cell id" : "edge name") \(quoted(name)) must be 1 to \(maxNameLength) letters, digits, '.', '_'\(cell ? ", ':'" : "") or '-'"
+        }
+        return nil
+    }
+
     /// Every problem with the file, in words (empty when it is usable).
     public func problems() -> [String] {
         var out: [String] = []
         var seen = Set<String>()
+        if edges.count > Self.maxEdges { out.append("\(edges.count) edges: at most \(Self.maxEdges)") }
+        if cells.count > Self.maxCells { out.append("\(cells.count) cells: at most \(Self.maxCells)") }
         for e in edges {
-            if e.name.isEmpty { out.append("an edge has an empty name") }
+            if let p = Self.nameProblem(e.name) { out.append(p) }
             if !seen.insert(e.name).inserted { out.append("edge \(quoted(e.name)) is listed twice") }
-            if let p = URLParts(e.agent).problem { out.append("edge \(quoted(e.name)): agent \(p)") }
+            if let p = URLParts(e.agent).agentProblem { out.append("edge \(quoted(e.name)): agent \(p)") }
         }
+        for cell in cells.keys.sorted() { if let p = Self.nameProblem(cell, cell: true) { out.append(p) } }
         for (cell, edge) in cells.sorted(by: { $0.key < $1.key }) where !seen.contains(edge) {
             out.append("cell \(quoted(cell)) maps to edge \(quoted(edge)), which is not in edges")
         }
@@ -382,6 +402,27 @@ struct URLParts {
             host = String(hostPart)
         }
         if host.isEmpty { problem = "\(quoted(text)) has no host" }
+    }
+
+    /// Why this URL may not be an agent's (it receives the API token): not http(s), or a host that is a
+    /// link-local (169.254.0.0/16, fe80::/10: cloud metadata services live there), unspecified or multicast
+    /// address. Nil when it may.
+    var agentProblem: String? {
+        if let problem { return problem }
+        guard let ip = IPAddress(host) else {
+            // A name (resolved when used, not checked here); an IPv6 literal statetap does not read (an embedded
+            // dotted quad such as ::ffff:169.254.169.254) is refused rather than let through unchecked.
+            return host.contains(":") ? "\(quoted(host)) is an IPv6 form statetap does not read: write it in hex groups" : nil
+        }
+        let b = ip.bytes
+        let refused: Bool
+        if ip.isIPv6 {
+            refused = b.allSatisfy { $0 == 0 } || b[0] == 0xff || (b[0] == 0xfe && b[1] & 0xc0 == 0x80)
+                || (b[0..<10].allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 169 && b[13] == 254)
+        } else {
+            refused = b.allSatisfy { $0 == 0 } || (b[0] == 169 && b[1] == 254) || b[0] >= 224
+        }
+        return refused ? "\(quoted(host)) is a link-local, unspecified, multicast or broadcast address: not an agent's" : nil
     }
 
     /// host[:port] as a Host header value.

@@ -59,6 +59,72 @@ struct HostileInputTests {
         }
     }
 
+    @Test("bodies the decoder would half-read: a key twice in one object is refused, not one of them kept")
+    func duplicateKeys() async throws {
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        try await app.test(.router) { client in
+            let twice = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                                 body: json(#"{"device": "10.45.0.9", "to": "edge-b", "to": "edge-a"}"#))
+            #expect(twice.status == .badRequest)
+            #expect(twice.body.text.contains("the key 'to' appears twice"), "\(twice.body.text)")
+            let nested = try await client.execute(uri: "/v1/notifications/cell-change", method: .post, headers: auth(),
+                                                  body: json(#"{"hoStatus": 1, "srcEcgi": {"cellId": "cell-a"}, "trgEcgi": [{"cellId": "cell-b"}], "associateId": [{"type": 1, "value": "10.45.0.9", "type": 1}]}"#))
+            #expect(nested.status == .badRequest && nested.body.text.contains("'type' appears twice"), "\(nested.body.text)")
+            // The same key in different objects, and keys inside strings, are fine.
+            let fine = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                                body: json(#"{"device": "10.45.0.9", "from": "x\"to\":", "to": "edge-b"}"#))
+            #expect(fine.status == .accepted, "\(fine.status) \(fine.body.text)")
+        }
+        #expect(JSONDuplicateKeys.first(in: Array(#"[{"a": 1}, {"a": 2}, {"b": {"a": 3}}]"#.utf8)) == nil)
+        #expect(JSONDuplicateKeys.first(in: Array(#"{"a": {"b": 1}, "c": [1, {"d": 2, "d": 3}]}"#.utf8)) == "d")
+        #expect(JSONDuplicateKeys.first(in: Array(#"{"a\"": 1, "a": 2}"#.utf8)) == nil)
+        #expect(JSONDuplicateKeys.first(in: Array(#"{"unterminated": "x"#.utf8)) == nil, "left to the decoder")
+    }
+
+    @Test("edges and cells: names bounded, agents that would get the token on a metadata address refused")
+    func edgesAndCells() async throws {
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        try await app.test(.router) { client in
+            for (agent, ok) in [("http://169.254.169.254/", false), ("http://[fe80::1]:8080", false), ("http://0.0.0.0:80", false),
+                                ("http://224.0.0.1/", false), ("http://[::ffff:169.254.169.254]/", false), ("ftp://10.0.0.1/", false),
+                                ("http://10.20.0.7:8080", true), ("https://agent-b.example", true), ("http://[2001:db8::7]:80", true)] {
+                let r = try await client.execute(uri: "/v1/edges/edge-c", method: .put, headers: auth(),
+                                                 body: json(#"{"agent": "\#(agent)"}"#))
+                #expect((r.status == .ok) == ok, "\(agent): \(r.status) \(r.body.text)")
+            }
+            let long = String(repeating: "e", count: 65)
+            let longName = try await client.execute(uri: "/v1/edges/\(long)", method: .put, headers: auth(),
+                                                    body: json(#"{"agent": "http://10.20.0.7:8080"}"#))
+            #expect(longName.status == .badRequest && longName.body.text.contains("must be 1 to 64"), "\(longName.body.text)")
+            let badCell = try await client.execute(uri: "/v1/cells/cell%20one", method: .put, headers: auth(), body: json(#"{"edge": "edge-b"}"#))
+            #expect(badCell.status == .badRequest, "\(badCell.body.text)")
+            let cell = try await client.execute(uri: "/v1/cells/310-410:00af", method: .put, headers: auth(), body: json(#"{"edge": "edge-b"}"#))
+            #expect(cell.status == .ok, "\(cell.body.text)")
+        }
+        var config = EdgeConfiguration(edges: (0...EdgeConfiguration.maxEdges).map { EdgeNode(name: "e\($0)", agent: "http://10.0.0.1:1") })
+        config.cells = ["a b": "e0"]
+        let problems = config.problems()
+        #expect(problems.contains { $0.contains("1025 edges: at most 1024") } && problems.contains { $0.contains("cell id 'a b'") }, "\(problems)")
+    }
+
+    @Test("errors cut what they echo: a 100 KB device comes back as 80 characters and its length")
+    func echoedValuesCut() async throws {
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        try await app.test(.router) { client in
+            let huge = String(repeating: "9", count: 100_000)
+            let r = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                             body: json(#"{"device": "\#(huge)", "to": "edge-b"}"#))
+            #expect(r.status == .badRequest)
+            #expect(r.body.text.count < 300 && r.body.text.contains("(100000 bytes)"), "\(r.body.text.prefix(300))")
+            let octal = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                                 body: json(#"{"device": "010.000.000.001", "to": "edge-b"}"#))
+            #expect(octal.status == .badRequest, "an ambiguous dotted quad is refused: \(octal.body.text)")
+        }
+    }
+
     @Test("a deadline with a 40-digit fraction is a valid time: the migration is created, the process keeps answering")
     func longFractionDeadline() async throws {
         let cp = makeControlPlane(agent: "http://127.0.0.1:9")
