@@ -5,7 +5,8 @@
 //
 // Input: [options][segment count][segments...][stream]. Options: bit 0 the parsers start at the connection's
 // start (a SYN was seen), bit 1 the last segment (the rest of the stream) is the server's. Each segment byte:
-// bit 7 server (else client); bit 6 a gap (bits 0-5 its size, 0 unknown) instead of bytes (bits 0-5 how many).
+// bit 7 server (else client); bit 6 a gap (bits 0-5 its size, 0 unknown; an odd size is a snap-length cut) instead
+// of bytes (bits 0-5 how many).
 // Checks, besides AddressSanitizer: each direction without gaps gives the same messages fed in one piece as fed
 // in its segments (a parser must not depend on where TCP cut the stream).
 import Extract
@@ -79,10 +80,15 @@ struct Connection {
         pair(messages)
     }
 
+    /// A gap of `count` bytes (nil: unknown); an odd count is given as a snap-length cut instead (what was fed
+    /// before it ends where the capture stopped keeping bytes), as HTTPTracker hands both on.
     mutating func gap(_ count: Int?, server fromServer: Bool) {
         var messages: [HTTPStreamParser.Message] = []
+        let cut = count.map { $0 & 1 == 1 } ?? false
         if fromServer {
-            server.gap(count) { messages.append($0) }
+            if cut { server.cut(count!) { messages.append($0) } } else { server.gap(count) { messages.append($0) } }
+        } else if cut {
+            client.cut(count!) { if case .lostSync = $0 {} else { messages.append($0) } }
         } else {
             client.gap(count) { _ in }
         }

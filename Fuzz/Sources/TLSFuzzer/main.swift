@@ -147,6 +147,8 @@ func reassemble(_ stream: [UInt8], _ pieces: [(start: Int, end: Int, action: UIn
             position = at + n
             skippedBytes += UInt64(n)
             if collector.outcome == nil { collector.gap() }
+        case .cut(let n):
+            fatalError("a cut of \(n) bytes delivered, but no segment sent here said it was cut")
         }
     }
 
