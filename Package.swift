@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "StatetapFlows", targets: ["Flows"]),
         .library(name: "StatetapExtract", targets: ["Extract"]),
         .library(name: "StatetapJournal", targets: ["Journal"]),
+        // The control plane's request types and their readers, for Fuzz/ (no server stack).
+        .library(name: "StatetapMigrationAPI", targets: ["MigrationAPI"]),
         // The RFC 9001 / RFC 9369 Initial vectors, shared with Benchmarks/ and Fuzz/.
         .library(name: "StatetapTestSupport", targets: ["StatetapTestSupport"]),
         .library(name: "StatetapShims", targets: ["CStatetapShims"]),
@@ -80,8 +82,10 @@ let package = Package(
         .target(name: "Journal", dependencies: ["Pipeline", "Rings", "Decode", "CLZ4"], swiftSettings: hotSwiftSettings),
         // Migration: the control plane (signals in, plans, transfers), the planner, and the destination edge's
         // agent that pre-fetches through its cache. Async, Foundation and HTTP live here, far from the packet path.
+        // The API's bodies and the strict readers that validate them: Foundation and Decode only.
+        .target(name: "MigrationAPI", dependencies: ["Decode"]),
         .target(name: "Migration", dependencies: [
-            "Journal", "Pipeline", "Decode", "CLZ4",
+            "MigrationAPI", "Journal", "Pipeline", "Decode", "CLZ4",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -111,6 +115,7 @@ let package = Package(
             name: "statetap",
             dependencies: [
                 "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Generator", "Journal", "Migration",
+                "MigrationAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,7 +133,7 @@ let package = Package(
         ], path: "Tests/Support"),
         .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: [
-            "Migration", "Journal", "Pipeline", "Decode",
+            "Migration", "MigrationAPI", "Journal", "Pipeline", "Decode",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode", "Extract"]),

@@ -39,6 +39,11 @@ let package = Package(
             .product(name: "StatetapExtract", package: "statetap"),
             .product(name: "StatetapFlows", package: "statetap"),
         ]),
+        .executableTarget(name: "APIFuzzer", dependencies: [
+            "FuzzSupport",
+            .product(name: "StatetapMigrationAPI", package: "statetap"),
+            .product(name: "StatetapDecode", package: "statetap"),
+        ]),
         .executableTarget(name: "QUICFuzzer", dependencies: [
             "FuzzSupport",
             .product(name: "StatetapExtract", package: "statetap"),

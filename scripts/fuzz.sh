@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HARNESSES=(decode http tls quic)
-declare -A BINARY=([decode]=DecodeFuzzer [http]=HTTPFuzzer [tls]=TLSFuzzer [quic]=QUICFuzzer)
+HARNESSES=(decode http tls quic api)
+declare -A BINARY=([decode]=DecodeFuzzer [http]=HTTPFuzzer [tls]=TLSFuzzer [quic]=QUICFuzzer [api]=APIFuzzer)
 
 usage() {
   cat <<EOF
@@ -17,6 +17,7 @@ Fuzzes statetap's parsers with libFuzzer: ${HARNESSES[*]}.
   http    HTTPStreamParser, both directions, segmented, with gaps (Extract)
   tls     ClientHelloParser, TLSClientHelloCollector, StreamReassembler against a model (Extract, Flows)
   quic    QUICInitialParser on raw datagrams and on Initials it protects itself; CRYPTO frames, ClientHello
+  api     the control plane's request bodies: duplicate keys, JSON decoding, RFC 3339, addresses, URLs, names
 
   --seconds N      fuzzing time per harness (default 60); the build comes on top
   --only NAMES     only these harnesses (comma-separated)

@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Pipeline
 import Synchronization
+import MigrationAPI
 
 /// Settings of the destination edge's agent.
 public struct AgentConfiguration: Sendable {

@@ -4,6 +4,7 @@ import HummingbirdCore
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
+import MigrationAPI
 
 /// Limits on the API's connections, against clients that hold the server without sending a request (no token
 /// needed for that): a request's head must arrive within `headerSeconds` of the connection's start or of the

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Pipeline
 import Synchronization
+import MigrationAPI
 
 /// Settings of the control plane.
 public struct ControlPlaneConfiguration: Sendable {

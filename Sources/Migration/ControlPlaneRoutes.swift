@@ -2,6 +2,7 @@ import Decode
 import Foundation
 import Hummingbird
 import Journal
+import MigrationAPI
 
 /// A device's state as `GET /v1/devices/{id}` shows it: applications with their links as lists (URLs are data,
 /// never JSON keys), and the ranking the planner uses.

@@ -1,4 +1,5 @@
 import Journal
+import MigrationAPI
 
 /// Bounds of one plan.
 public struct PlanLimits: Sendable, Equatable {

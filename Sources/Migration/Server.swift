@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import MigrationAPI
 
 /// Where and how an API listens.
 public struct ListenConfiguration: Sendable {

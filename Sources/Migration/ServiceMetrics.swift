@@ -2,6 +2,7 @@ import CoreMetrics
 import Metrics
 import Prometheus
 import Synchronization
+import MigrationAPI
 
 /// The metrics `GET /metrics` serves (Prometheus text format): the migrations', recorded through swift-metrics
 /// into this registry, and figures the process hands in at each scrape (capture, pipeline, journal) through

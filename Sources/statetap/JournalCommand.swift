@@ -2,6 +2,7 @@ import ArgumentParser
 import Decode
 import Foundation
 import Journal
+import MigrationAPI
 import Pipeline
 
 /// `statetap journal …`: verify, dump, stats, compact.
@@ -287,22 +288,22 @@ func parseDevice(_ text: String) throws -> IPAddress {
     return a
 }
 
-/// Seconds since the epoch (with decimals) or an ISO 8601 date-time, as nanoseconds.
+/// Seconds since the epoch (with decimals) or an RFC 3339 date-time, as nanoseconds. Bounded: a number past what
+/// nanoseconds since 1970 hold in 64 bits (year 2554) is refused, not trapped on.
 func parseTime(_ text: String, _ flag: String) throws -> UInt64 {
-    if let s = Double(text), s >= 0 { return UInt64(s * 1e9) }
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let d = f.date(from: text) ?? ISO8601DateFormatter().date(from: text) {
-        return UInt64(max(0, d.timeIntervalSince1970) * 1e9)
+    if let s = Double(text), s.isFinite, s >= 0 {
+        guard s < 18_000_000_000 else { throw ValidationError("\(flag): \(quoted(text)) seconds is past the year 2500") }
+        return UInt64(s * 1e9)
     }
-    throw ValidationError("\(flag) takes seconds since the epoch or an ISO 8601 time such as 2026-11-25T10:00:00Z, got '\(text)'")
+    if let d = parseRFC3339(text) {
+        let s = max(0, d.timeIntervalSince1970)
+        guard s < 18_000_000_000 else { throw ValidationError("\(flag): \(quoted(text)) is past the year 2500") }
+        return UInt64(s * 1e9)
+    }
+    throw ValidationError("\(flag) takes seconds since the epoch or an RFC 3339 time such as 2026-11-25T10:00:00Z, got \(quoted(text))")
 }
 
-func isoTime(_ ns: UInt64) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
-}
+func isoTime(_ ns: UInt64) -> String { rfc3339(Date(timeIntervalSince1970: Double(ns) / 1e9)) }
 
 func pad(_ n: UInt64) -> String {
     let s = String(n)

@@ -207,7 +207,11 @@ struct JournalCLITests {
         (["replay", "/dev/null", "--journal", "/tmp/j", "--segment-size", "0"], "--segment-size must be 1...4095 MB"),
         (["replay", "/dev/null", "--journal", "/tmp/j", "--journal-lz4-acceleration", "0"], "--journal-lz4-acceleration must be 1...64, got 0"),
         (["journal", "verify", "/nonexistent/journal"], "no journal directory at /nonexistent/journal"),
-        (["journal", "dump", "/tmp", "--since", "yesterday"], "--since takes seconds since the epoch or an ISO 8601 time"),
+        (["journal", "dump", "/tmp", "--since", "yesterday"], "--since takes seconds since the epoch or an RFC 3339 time"),
+        (["journal", "dump", "/tmp", "--since", "1e300"], "is past the year 2500"),
+        // A 40-digit fraction is a valid time (it trapped Foundation's formatter): the next problem is the directory.
+        (["journal", "dump", "/nonexistent/journal", "--since", "2030-01-01T00:00:00." + String(repeating: "9", count: 40) + "Z"],
+         "no journal directory at /nonexistent/journal"),
         (["state", "show", "not-an-address", "--journal", "/tmp"], "not an IPv4 or IPv6 address"),
     ])
     func badInput(arguments: [String], message: String) throws {

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import MigrationAPI
 @testable import Migration
 
 /// RFC 3339 times as the API reads them: (text, seconds since the epoch, or nil when it must be refused).
@@ -122,6 +123,21 @@ struct HostileInputTests {
             let octal = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
                                                  body: json(#"{"device": "010.000.000.001", "to": "edge-b"}"#))
             #expect(octal.status == .badRequest, "an ambiguous dotted quad is refused: \(octal.body.text)")
+        }
+    }
+
+    @Test("times are written as they are read: proleptic Gregorian, to the millisecond, truncated")
+    func rfc3339Format() {
+        let cases: [(Double, String)] = [
+            (0, "1970-01-01T00:00:00.000Z"), (1_893_456_000.9999, "2030-01-01T00:00:00.999Z"),
+            (951_782_400, "2000-02-29T00:00:00.000Z"), (-0.0005, "1969-12-31T23:59:59.999Z"),
+            // Before 1582 (where Foundation's formatter switches to the Julian calendar), and year 0.
+            (-30_137_011_200, "1014-12-31T00:00:00.000Z"), (-62_167_219_200, "0000-01-01T00:00:00.000Z"),
+            (253_402_300_799.5, "9999-12-31T23:59:59.500Z"),
+        ]
+        for (t, text) in cases {
+            #expect(MigrationAPI.rfc3339(Date(timeIntervalSince1970: t)) == text)
+            #expect(parseRFC3339(text).map { abs($0.timeIntervalSince1970 - t) < 0.001 } == true, "\(text)")
         }
     }
 

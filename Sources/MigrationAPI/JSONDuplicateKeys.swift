@@ -1,8 +1,8 @@
 /// Finds a key that appears twice in one JSON object (RFC 8259 §4: names SHOULD be unique; decoders then keep one
 /// of them, silently). A scan of the text, not a parse: strings are skipped with their escapes, objects tracked on
 /// a stack (bounded by the body's size, already bounded). Invalid JSON is left to the decoder, which says why.
-enum JSONDuplicateKeys {
-    static func first(in bytes: [UInt8]) -> String? {
+public enum JSONDuplicateKeys {
+    public static func first(in bytes: [UInt8]) -> String? {
         // Per open container: nil for an array, the keys seen so far for an object.
         var stack: [Set<[UInt8]>?] = []
         var expectKey = false  // in an object, after `{` or `,`
