@@ -2,6 +2,7 @@ import Glibc
 import HTTPTypes
 import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 import MigrationAPI
@@ -27,11 +28,14 @@ public final class ConnectionStatistics: Sendable {
     let refused = Atomic<UInt64>(0)
     let headerTimeouts = Atomic<UInt64>(0)
     let bodyTimeouts = Atomic<UInt64>(0)
+    let unreadable = Atomic<UInt64>(0)
 
     public var openConnections: Int { open.load(ordering: .relaxed) }
     public var refusedConnections: UInt64 { refused.load(ordering: .relaxed) }
     public var headerTimeoutsClosed: UInt64 { headerTimeouts.load(ordering: .relaxed) }
     public var bodyTimeoutsClosed: UInt64 { bodyTimeouts.load(ordering: .relaxed) }
+    /// Requests the HTTP decoder could not read (answered 400, connection closed).
+    public var unreadableRequests: UInt64 { unreadable.load(ordering: .relaxed) }
 
     /// The figures as `/metrics` samples.
     public func samples() -> [ServiceMetrics.Sample] {
@@ -40,6 +44,7 @@ public final class ConnectionStatistics: Sendable {
             .init("statetap_api_connections_refused_total", .counter, Double(refusedConnections)),
             .init("statetap_api_read_timeouts_total", .counter, Double(headerTimeoutsClosed), labels: [("phase", "header")]),
             .init("statetap_api_read_timeouts_total", .counter, Double(bodyTimeoutsClosed), labels: [("phase", "body")]),
+            .init("statetap_api_unreadable_requests_total", .counter, Double(unreadableRequests)),
         ]
     }
 }
@@ -55,6 +60,11 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     private let statistics: ConnectionStatistics
     private var deadline: Scheduled<Void>?
     private var counted = false
+    /// A response's head has gone out and its end not yet.
+    private var responding = false
+    /// This handler answered a request that could not be parsed and closes the connection: what the server
+    /// writes after that is dropped.
+    private var answeredParseError = false
 
     init(limits: ConnectionLimits, statistics: ConnectionStatistics = .shared) {
         self.limits = limits
@@ -97,10 +107,66 @@ final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
+        guard !answeredParseError else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        switch unwrapOutboundIn(data) {
+        case .head: responding = true
+        case .body: break
+        case .end:
+            responding = false
             arm(context, .header)
         }
         context.write(data, promise: promise)
+    }
+
+    /// A request the HTTP decoder cannot read (a NUL in a header, a head over the decoder's limit, bad framing)
+    /// gets the API's JSON error, as every other refusal does, and the connection is closed: after such a request
+    /// where the next one starts is unknown. (Hummingbird would answer 400 with an empty body.)
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parse = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        deadline?.cancel()
+        deadline = nil
+        answeredParseError = true
+        statistics.unreadable.wrappingAdd(1, ordering: .relaxed)
+        guard !responding else {  // a response is half written: nothing more can be said on this connection
+            context.close(promise: nil)
+            return
+        }
+        let body = ByteBuffer(string: errorJSON(Self.describe(parse)))
+        let head = HTTPResponse(status: .badRequest, headerFields: [
+            .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The decoder's error in the API's words.
+    static func describe(_ error: HTTPParserError) -> String {
+        switch error {
+        case .headerOverflow:
+            return "the request head is larger than the server reads (80 KB)"
+        case .invalidHeaderToken, .invalidCharactersUsed:
+            return "the request head has a character that HTTP does not allow there (a NUL or control character in a header, RFC 9110 5.5)"
+        case .invalidContentLength, .unexpectedContentLength:
+            return "the request's Content-Length is not valid"
+        case .invalidChunkSize:
+            return "the request's chunked body is not valid"
+        case .invalidMethod:
+            return "the request method is not valid"
+        case .invalidURL:
+            return "the request target is not valid"
+        case .invalidVersion:
+            return "the request's HTTP version is not valid"
+        default:
+            return "the request is not valid HTTP/1.1 (\(error))"
+        }
     }
 
     private enum Phase { case header, body }

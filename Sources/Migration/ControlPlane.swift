@@ -30,6 +30,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var retryMaxMilliseconds = 2000
     /// How often the agent is asked for its status while it prefetches (besides its own reports).
     public var pollMilliseconds = 250
+    /// Which agent URLs may be configured (they receive the token): schemes and address ranges.
+    public var agents = AgentPolicy()
 
     public init(token: String) { self.token = token }
 }
@@ -94,9 +96,13 @@ public final class ControlPlane: Sendable {
 
     public var edgeConfiguration: EdgeConfiguration { edges.withLock { $0 } }
 
-    public func setEdge(_ edge: EdgeNode) throws(APIError) {
+    /// Registers or replaces an edge; its agent's URL must be one `configuration.agents` allows (a name: every
+    /// address it resolves to, now).
+    public func setEdge(_ edge: EdgeNode) async throws(APIError) {
         if let p = EdgeConfiguration.nameProblem(edge.name) { throw APIError(.badRequest, p) }
-        if let p = URLParts(edge.agent).agentProblem { throw APIError(.unprocessableContent, "agent \(p)") }
+        if let p = await agentProblem(edge.agent, policy: configuration.agents) {
+            throw APIError(.unprocessableContent, "agent \(p)")
+        }
         try edges.withLock { c throws(APIError) in
             let replaces = c.edges.contains { $0.name == edge.name }
             guard replaces || c.edges.count < EdgeConfiguration.maxEdges else {

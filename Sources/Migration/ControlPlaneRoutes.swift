@@ -43,7 +43,7 @@ extension ControlPlane {
             let name = try context.parameters.require("name")
             struct Body: Decodable { var agent: String }
             let body = try await decodeBody(Body.self, request, limit: limit)
-            try self.setEdge(EdgeNode(name: name, agent: body.agent))
+            try await self.setEdge(EdgeNode(name: name, agent: body.agent))
             return try jsonResponse(self.edgeConfiguration)
         }
         router.delete("/v1/edges/:name") { _, context in

@@ -46,8 +46,9 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         return nil
     }
 
-    /// Every problem with the file, in words (empty when it is usable).
-    public func problems() -> [String] {
+    /// Every problem with the file, in words (empty when it is usable); agents as `agents` allows them (hosts
+    /// given by name are not resolved here).
+    public func problems(agents: AgentPolicy = AgentPolicy()) -> [String] {
         var out: [String] = []
         var seen = Set<String>()
         if edges.count > Self.maxEdges { out.append("\(edges.count) edges: at most \(Self.maxEdges)") }
@@ -55,7 +56,7 @@ public struct EdgeConfiguration: Codable, Sendable, Equatable {
         for e in edges {
             if let p = Self.nameProblem(e.name) { out.append(p) }
             if !seen.insert(e.name).inserted { out.append("edge \(quoted(e.name)) is listed twice") }
-            if let p = URLParts(e.agent).agentProblem { out.append("edge \(quoted(e.name)): agent \(p)") }
+            if let p = agents.problem(url: URLParts(e.agent)) { out.append("edge \(quoted(e.name)): agent \(p)") }
         }
         for cell in cells.keys.sorted() { if let p = Self.nameProblem(cell, cell: true) { out.append(p) } }
         for (cell, edge) in cells.sorted(by: { $0.key < $1.key }) where !seen.contains(edge) {
@@ -248,31 +249,82 @@ public struct URLParts {
         if host.isEmpty { problem = "\(quoted(text)) has no host" }
     }
 
-    /// Why this URL may not be an agent's (it receives the API token): not http(s), or a host that is a
-    /// link-local (169.254.0.0/16, fe80::/10: cloud metadata services live there), unspecified or multicast
-    /// address. Nil when it may.
-    public var agentProblem: String? {
-        if let problem { return problem }
-        guard let ip = IPAddress(host) else {
-            // A name (resolved when used, not checked here); an IPv6 literal statetap does not read (an embedded
-            // dotted quad such as ::ffff:169.254.169.254) is refused rather than let through unchecked.
-            return host.contains(":") ? "\(quoted(host)) is an IPv6 form statetap does not read: write it in hex groups" : nil
-        }
-        let b = ip.bytes
-        let refused: Bool
-        if ip.isIPv6 {
-            refused = b.allSatisfy { $0 == 0 } || b[0] == 0xff || (b[0] == 0xfe && b[1] & 0xc0 == 0x80)
-                || (b[0..<10].allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && b[12] == 169 && b[13] == 254)
-        } else {
-            refused = b.allSatisfy { $0 == 0 } || (b[0] == 169 && b[1] == 254) || b[0] >= 224
-        }
-        return refused ? "\(quoted(host)) is a link-local, unspecified, multicast or broadcast address: not an agent's" : nil
-    }
+    /// Why this URL may not be an agent's under the default `AgentPolicy`; nil when it may (or when its host is a
+    /// name: see `AgentPolicy.problem(url:)`).
+    public var agentProblem: String? { AgentPolicy().problem(url: self) }
 
     /// host[:port] as a Host header value.
     public var authority: String {
         let h = host.contains(":") ? "[\(host)]" : host
         return port.map { "\(h):\($0)" } ?? h
+    }
+}
+
+/// Which agents the control plane sends plans to; an agent receives the API token, so this is the operator's
+/// choice (`--agent-schemes`, `--agent-networks`): the URL schemes allowed (default http and https) and, when
+/// networks are given, the address prefixes an agent's address must be in. Whatever the networks, link-local
+/// (169.254.0.0/16, fe80::/10: cloud metadata services live there), unspecified and multicast addresses are refused.
+/// A host given by name is resolved when its edge is configured, and every address it resolves to must pass
+/// (`problem(address:host:)`); it is not checked again when the name later resolves elsewhere.
+public struct AgentPolicy: Sendable {
+    public struct Network: Sendable, CustomStringConvertible {
+        public let address: IPAddress
+        public let length: Int
+        public var description: String { "\(address)/\(length)" }
+    }
+
+    public var schemes: Set<String> = ["http", "https"]
+    public private(set) var networks: [Network] = []
+
+    public init() {}
+
+    /// Adds `ADDRESS/LENGTH` (a bare address: that host) to the allowed networks; the reason when it is not one.
+    public mutating func allow(network text: String) -> String? {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(String(parts[0])) else { return "\(quoted(text)) is not ADDRESS/LENGTH (e.g. 10.20.0.0/16)" }
+        let maxLength = address.isIPv6 ? 128 : 32
+        var length = maxLength
+        if parts.count == 2 {
+            guard let l = Int(parts[1]), (0...maxLength).contains(l) else {
+                return "\(quoted(text)): the prefix length must be 0...\(maxLength)"
+            }
+            length = l
+        }
+        networks.append(Network(address: address, length: length))
+        return nil
+    }
+
+    /// Why `address` (of `host`) may not be an agent's; nil when it may.
+    public func problem(address ip: IPAddress, host: String) -> String? {
+        let b = ip.bytes
+        let refused: Bool
+        if ip.isIPv6 {
+            refused = b.allSatisfy { $0 == 0 } || b[0] == 0xff || (b[0] == 0xfe && b[1] & 0xc0 == 0x80)
+                || (b[0..<10].allSatisfy { $0 == 0 } && b[10] == 0xff && b[11] == 0xff && (b[12] == 169 && b[13] == 254 || b[12] >= 224))
+        } else {
+            refused = b.allSatisfy { $0 == 0 } || (b[0] == 169 && b[1] == 254) || b[0] >= 224
+        }
+        let shown = host == ip.description ? quoted(host) : "\(quoted(host)) (\(ip))"
+        if refused { return "\(shown) is a link-local, unspecified, multicast or broadcast address: not an agent's" }
+        if !networks.isEmpty && !networks.contains(where: { ip.isIn(prefix: $0.address, length: $0.length) }) {
+            return "\(shown) is outside the agent networks (\(networks.map(\.description).joined(separator: ", ")))"
+        }
+        return nil
+    }
+
+    /// Why this URL may not be an agent's; nil when it may. A host given by name passes here: resolve it and check
+    /// each address with `problem(address:host:)`.
+    public func problem(url: URLParts) -> String? {
+        if let problem = url.problem { return problem }
+        guard schemes.contains(url.scheme) else {
+            return "\(quoted(url.scheme + "://")) is not an allowed agent scheme (\(schemes.sorted().joined(separator: ", ")))"
+        }
+        guard let ip = IPAddress(url.host) else {
+            // An IPv6 literal statetap does not read (an embedded dotted quad such as ::ffff:169.254.169.254) is
+            // refused rather than let through unchecked.
+            return url.host.contains(":") ? "\(quoted(url.host)) is an IPv6 form statetap does not read: write it in hex groups" : nil
+        }
+        return problem(address: ip, host: url.host)
     }
 }
 

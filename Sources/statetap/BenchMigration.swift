@@ -179,7 +179,7 @@ struct BenchMigration: AsyncParsableCommand {
                         throw ExitCode(1)
                     }
                     let agentURL = "http://127.0.0.1:\(agentPort)"
-                    try plane.setEdge(EdgeNode(name: "edge-b", agent: agentURL))
+                    try await plane.setEdge(EdgeNode(name: "edge-b", agent: agentURL))
                     try plane.setCell("000000B", edge: "edge-b")
                     print("agent \(agentURL) (cache \(cache), concurrency \(concurrency), pool \(agentPool == 0 ? "HTTPClient.shared (8/host)" : "\(agentPool)/host")); control plane http://127.0.0.1:\(cpPort)")
                     let cpURL = "http://127.0.0.1:\(cpPort)"

@@ -40,9 +40,34 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Also trust the CA certificates in this PEM file when talking to agents over HTTPS.")
     var agentCaFile: String?
 
+    @Option(help: ArgumentHelp("URL schemes an agent may have (it receives the token), comma-separated.", valueName: "schemes"))
+    var agentSchemes = "http,https"
+
+    @Option(help: ArgumentHelp("Address prefixes agents must be in, comma-separated (e.g. 10.20.0.0/16,fd00::/8); a name is resolved when its edge is configured and every address must be inside. Default: any address but link-local (169.254/16, fe80::/10), unspecified and multicast, which are always refused.", valueName: "cidrs"))
+    var agentNetworks: String?
+
+    /// `--agent-schemes` and `--agent-networks` as a policy; the reason when one of them is not valid.
+    func agentPolicy() throws(ValidationError) -> AgentPolicy {
+        var policy = AgentPolicy()
+        let schemes = agentSchemes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard !schemes.isEmpty, schemes.allSatisfy({ $0 == "http" || $0 == "https" }) else {
+            throw ValidationError("--agent-schemes takes http, https or both (comma-separated), got '\(agentSchemes)'")
+        }
+        policy.schemes = Set(schemes)
+        for cidr in (agentNetworks ?? "").split(separator: ",") {
+            if let problem = policy.allow(network: cidr.trimmingCharacters(in: .whitespaces)) {
+                throw ValidationError("--agent-networks: \(problem)")
+            }
+        }
+        if agentNetworks != nil && policy.networks.isEmpty { throw ValidationError("--agent-networks is empty: give ADDRESS/LENGTH,…") }
+        return policy
+    }
+
     func validate() throws {
         guard let serve else {
-            if edges != nil || advertise != nil { throw ValidationError("--edges and --advertise need --serve") }
+            if edges != nil || advertise != nil || agentNetworks != nil {
+                throw ValidationError("--edges, --advertise and --agent-networks need --serve")
+            }
             return
         }
         guard parseListenAddress(serve) != nil else {
@@ -53,6 +78,7 @@ struct ControlPlaneOptions: ParsableArguments {
         {
             throw ValidationError("--serve \(serve) does not say how agents reach this host: give --advertise URL (e.g. http://10.0.0.5:8080)")
         }
+        _ = try agentPolicy()
         if prefetchMaxLinks < 0 { throw ValidationError("--prefetch-max-links must be >= 0") }
         if parseBytes(prefetchMaxBytes) == nil { throw ValidationError("--prefetch-max-bytes: '\(prefetchMaxBytes)' is not a size like 500M") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 1M") }
@@ -71,6 +97,7 @@ struct ControlPlaneOptions: ParsableArguments {
             throw ExitCode(64)
         }
         let token = try security.token(log: log)
+        let agents = try agentPolicy()
         var edgeConfig = EdgeConfiguration()
         if let edges {
             do {
@@ -82,7 +109,7 @@ struct ControlPlaneOptions: ParsableArguments {
                 log.error("--edges \(edges): cannot read it: \(error.localizedDescription)")
                 throw ExitCode(64)
             }
-            let problems = edgeConfig.problems()
+            let problems = edgeConfigurationProblems(edgeConfig, policy: agents)
             if !problems.isEmpty {
                 log.error("--edges \(edges): \(problems.joined(separator: "; "))")
                 throw ExitCode(64)
@@ -94,6 +121,7 @@ struct ControlPlaneOptions: ParsableArguments {
         c.defaultDeadlineSeconds = migrationDeadline
         c.maxDeadlineSeconds = maxMigrationDeadline
         c.maxMigrationsInFlight = maxMigrations
+        c.agents = agents
         c.planner = Planner(rules: edgeConfig.policies ?? [],
                             limits: PlanLimits(maxLinks: prefetchMaxLinks, maxBytes: parseBytes(prefetchMaxBytes)!))
         c.maxBodyBytes = parseBytes(maxRequestBytes)!

@@ -122,6 +122,9 @@ struct CLITests {
         (["send", "-i", "lo", "/dev/null", "--count", "0"], "--count must be at least 1"),
         (["send", "-i", "lo", "/dev/null", "--count", "5", "--loops", "2"], "--loops and --count exclude each other"),
         (["send", "-i", "lo", "/dev/null", "--rate", "0.5"], "--rate must be 0 (unpaced) or 1...1e9"),
+        (["replay", "/dev/null", "--serve", "127.0.0.1:8089", "--agent-networks", "10.0.0.0/40"], "--agent-networks: '10.0.0.0/40': the prefix length must be 0...32"),
+        (["replay", "/dev/null", "--serve", "127.0.0.1:8089", "--agent-schemes", "ftp"], "--agent-schemes takes http, https or both"),
+        (["replay", "/dev/null", "--agent-networks", "10.0.0.0/8"], "--edges, --advertise and --agent-networks need --serve"),
     ])
     func badInput(arguments: [String], message: String) throws {
         let run = try statetap(arguments)

@@ -74,7 +74,7 @@ struct APITests {
             let cases: [(String, String, String)] = [
                 ("/v1/migrations", #"{"device": "10.45.0.9", "to": "edge-b""#, "not valid JSON"),
                 ("/v1/migrations", #"{"device": "10.45.0.9"}"#, "missing field 'to'"),
-                ("/v1/migrations", #"{"device": 7, "to": "edge-b"}"#, "'device' should be String"),
+                ("/v1/migrations", #"{"device": 7, "to": "edge-b"}"#, "'device' should be a string, not a number"),
                 ("/v1/notifications/cell-change", #"{"hoStatus": 1, "associateId": [{"type": 1}]}"#,
                  "missing field 'associateId.[0].value'"),
                 ("/v1/notifications/mobility-procedure", #"{"associateId": []}"#, "missing field 'mobilityStatus'"),

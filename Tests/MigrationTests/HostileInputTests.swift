@@ -90,7 +90,9 @@ struct HostileInputTests {
         try await app.test(.router) { client in
             for (agent, ok) in [("http://169.254.169.254/", false), ("http://[fe80::1]:8080", false), ("http://0.0.0.0:80", false),
                                 ("http://224.0.0.1/", false), ("http://[::ffff:169.254.169.254]/", false), ("ftp://10.0.0.1/", false),
-                                ("http://10.20.0.7:8080", true), ("https://agent-b.example", true), ("http://[2001:db8::7]:80", true)] {
+                                ("http://10.20.0.7:8080", true), ("https://localhost:8443", true), ("http://[2001:db8::7]:80", true),
+                                // A name is resolved when its edge is configured: one that does not resolve is refused.
+                                ("https://agent-b.invalid", false)] {
                 let r = try await client.execute(uri: "/v1/edges/edge-c", method: .put, headers: auth(),
                                                  body: json(#"{"agent": "\#(agent)"}"#))
                 #expect((r.status == .ok) == ok, "\(agent): \(r.status) \(r.body.text)")
@@ -110,7 +112,52 @@ struct HostileInputTests {
         #expect(problems.contains { $0.contains("1025 edges: at most 1024") } && problems.contains { $0.contains("cell id 'a b'") }, "\(problems)")
     }
 
-    @Test("errors cut what they echo: a 100 KB device comes back as 80 characters and its length")
+    @Test("agents only where the operator allows them: schemes, networks, and names resolved and checked address by address")
+    func agentPolicy() async throws {
+        var policy = AgentPolicy()
+        #expect(policy.allow(network: "10.20.0.0/16") == nil)
+        #expect(policy.allow(network: "fd00::/8") == nil)
+        #expect(policy.allow(network: "10.0.0.0/33")?.contains("0...32") == true)
+        #expect(policy.allow(network: "ten/8")?.contains("not ADDRESS/LENGTH") == true)
+        policy.schemes = ["https"]
+        let cases: [(String, String?)] = [
+            ("https://10.20.3.4:8443", nil),
+            ("https://[fd00::7]/", nil),
+            ("https://10.21.0.1/", "outside the agent networks"),
+            ("http://10.20.3.4/", "not an allowed agent scheme"),
+            ("https://169.254.169.254/", "link-local"),
+            // localhost resolves to 127.0.0.1 (and perhaps ::1): outside 10.20/16 and fd00::/8.
+            ("https://localhost:8443/", "outside the agent networks"),
+            ("https://agent-b.invalid/", "could not be resolved"),
+        ]
+        for (url, problem) in cases {
+            let found = await Migration.agentProblem(url, policy: policy)
+            if let problem {
+                #expect(found?.contains(problem) == true, "\(url): \(found ?? "allowed")")
+            } else {
+                #expect(found == nil, "\(url): \(found ?? "")")
+            }
+        }
+        // The same through the API, and for an edges file.
+        var c = controlPlaneConfiguration()
+        c.agents = policy
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9", configuration: c)
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        try await app.test(.router) { client in
+            let refused = try await client.execute(uri: "/v1/edges/edge-c", method: .put, headers: auth(),
+                                                   body: json(#"{"agent": "https://localhost:8443"}"#))
+            #expect(refused.status == .unprocessableContent && refused.body.text.contains("outside the agent networks"), "\(refused.body.text)")
+            let allowed = try await client.execute(uri: "/v1/edges/edge-c", method: .put, headers: auth(),
+                                                   body: json(#"{"agent": "https://10.20.0.9:8443"}"#))
+            #expect(allowed.status == .ok, "\(allowed.body.text)")
+        }
+        let file = EdgeConfiguration(edges: [EdgeNode(name: "a", agent: "https://10.20.0.1"), EdgeNode(name: "b", agent: "https://localhost")])
+        let problems = edgeConfigurationProblems(file, policy: policy)
+        #expect(problems.count == 1 && problems[0].contains("edge 'b'"), "\(problems)")
+        #expect(edgeConfigurationProblems(file, policy: AgentPolicy()).isEmpty, "localhost is allowed by default")
+    }
+
+    @Test("errors cut what they echo: a 100 KB device comes back as 80 characters and its length, a 100 KB number not at all")
     func echoedValuesCut() async throws {
         let cp = makeControlPlane(agent: "http://127.0.0.1:9")
         let app = Application(router: cp.router(), logger: quietLogger("test.app"))
@@ -120,6 +167,16 @@ struct HostileInputTests {
                                              body: json(#"{"device": "\#(huge)", "to": "edge-b"}"#))
             #expect(r.status == .badRequest)
             #expect(r.body.text.count < 300 && r.body.text.contains("(100000 bytes)"), "\(r.body.text.prefix(300))")
+            // A 100 KB number where a string belongs: what is wrong, in JSON's words, without the number.
+            let number = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
+                                                  body: json(#"{"device": \#(huge), "to": "edge-b"}"#))
+            #expect(number.status == .badRequest)
+            #expect(number.body.text.contains("'device' should be a string, not a number") && number.body.text.count < 300,
+                    "\(number.body.text.prefix(300))")
+            let port = try await client.execute(uri: "/v1/notifications/mobility-procedure", method: .post, headers: auth(),
+                                                body: json(#"{"mobilityStatus": 1, "targetAppInfo": {"commInterface": {"ipAddresses": [{"host": "10.0.0.1", "port": \#(huge)}]}}, "associateId": [{"type": 1, "value": "10.45.0.1"}]}"#))
+            #expect(port.status == .badRequest)
+            #expect(port.body.text.count < 400 && !port.body.text.contains(String(repeating: "9", count: 200)), "\(port.body.text.prefix(400))")
             let octal = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth(),
                                                  body: json(#"{"device": "010.000.000.001", "to": "edge-b"}"#))
             #expect(octal.status == .badRequest, "an ambiguous dotted quad is refused: \(octal.body.text)")
@@ -291,6 +348,54 @@ struct SlowClientTests {
             }
             #expect(open.isEmpty, "\(open.count) trickling connection(s) still open after 3 s")
             #expect(statistics.headerTimeoutsClosed == 4)
+            let r = try await http(.GET, "http://127.0.0.1:\(port)/metrics")
+            #expect(r.status == 200)
+        }
+    }
+
+    /// What the server sends on `fd` until it closes it (at most `milliseconds`).
+    static func readUntilClosed(_ fd: Int32, within milliseconds: Int) -> String? {
+        var left = milliseconds
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while left > 0 {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let step = min(left, 100)
+            left -= step
+            guard poll(&p, 1, Int32(step)) > 0 else { continue }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return String(decoding: received, as: UTF8.self) }
+            received += buffer[0..<n]
+        }
+        return nil
+    }
+
+    @Test("a request the HTTP decoder cannot read gets the documented JSON error, counted, and the connection closes",
+          arguments: [
+              ("a NUL in a header", "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Probe: a\u{0}b\r\n\r\n", "character that HTTP does not allow"),
+              ("a 100 KB header", "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Probe: " + String(repeating: "a", count: 100_000) + "\r\n\r\n",
+               "larger than the server reads"),
+              ("a bad Content-Length", "POST /v1/migrations HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n", "Content-Length"),
+          ])
+    func unreadableRequest(_ what: String, _ request: String, _ said: String) async throws {
+        let statistics = ConnectionStatistics()
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9")
+        try await withServer(cp.router(), statistics: statistics) { port in
+            let fd = try Self.connectLoopback(port)
+            defer { close(fd) }
+            Self.send(fd, request)
+            let answer = try #require(Self.readUntilClosed(fd, within: 5000), "\(what): the server did not close the connection in 5 s")
+            let parts = answer.components(separatedBy: "\r\n\r\n")
+            let head = parts[0].lowercased()
+            #expect(head.hasPrefix("http/1.1 400"), "\(what): \(parts[0])")
+            #expect(head.contains("content-type: application/json"), "\(what): \(parts[0])")
+            #expect(head.contains("connection: close"), "\(what): \(parts[0])")
+            let body = parts.count > 1 ? parts[1] : ""
+            let error = try JSONDecoder().decode([String: String].self, from: Data(body.utf8))["error"]
+            #expect(error?.contains(said) == true, "\(what): \(body)")
+            #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "\(what): one response, not Hummingbird's as well: \(answer)")
+            #expect(statistics.unreadableRequests == 1)
+            // The server goes on answering.
             let r = try await http(.GET, "http://127.0.0.1:\(port)/metrics")
             #expect(r.status == 200)
         }

@@ -58,6 +58,12 @@ public func apiFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) ->
         // A single value as the path parameters and the edge PUT body give them.
         let text = String(decoding: body, as: UTF8.self)
         _ = URLParts(text).agentProblem
+        // --agent-networks entries, and a URL checked against what they allow.
+        var policy = AgentPolicy()
+        for cidr in text.split(separator: ",").prefix(8) {
+            if let p = policy.allow(network: String(cidr)) { check(p.utf8.count < 1000, "a network problem of \(p.utf8.count) bytes") }
+        }
+        _ = policy.problem(url: URLParts(text))
         _ = EdgeConfiguration.nameProblem(text)
         _ = EdgeConfiguration.nameProblem(text, cell: true)
         address(text)
