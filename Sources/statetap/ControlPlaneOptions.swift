@@ -26,7 +26,7 @@ struct ControlPlaneOptions: ParsableArguments {
     @Option(help: "Seconds a migration has when its signal gives no deadline.")
     var migrationDeadline: Double = 30
 
-    @Option(help: "Migrations in flight at most (each holds a task and its plan, ~10 KB); a signal past it gets 429 with Retry-After, counted in statetap_migrations_refused_total.")
+    @Option(help: "Migrations in flight at most (each holds a task and its plan, ~24 KB with an empty plan, measured); a signal past it gets 429 with Retry-After, counted in statetap_migrations_refused_total.")
     var maxMigrations = 4096
 
     @Option(help: "Farthest deadline a signal may set, in seconds (a migration retries until its deadline).")
