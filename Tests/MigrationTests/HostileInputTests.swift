@@ -317,16 +317,7 @@ struct SlowClientTests {
 
     /// Whether the server closed `fd` within `milliseconds` (EOF or reset), reading and dropping what it sent.
     static func closedByServer(_ fd: Int32, within milliseconds: Int) -> Bool {
-        var left = milliseconds
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while left > 0 {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let step = min(left, 100)
-            left -= step
-            guard poll(&p, 1, Int32(step)) > 0 else { continue }
-            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
-        }
-        return false
+        readUntilClosed(fd, within: milliseconds) != nil
     }
 
     @Test("a request trickled a byte at a time is closed at the header deadline; the token holder still gets in")
