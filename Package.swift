@@ -21,6 +21,7 @@ let package = Package(
         // For Benchmarks/ (a separate package): the hot modules and the C shims (thread pinning), directly.
         .library(name: "StatetapDecode", targets: ["Decode"]),
         .library(name: "StatetapRings", targets: ["Rings"]),
+        .library(name: "StatetapCapture", targets: ["Capture"]),
         .library(name: "StatetapFlows", targets: ["Flows"]),
         .library(name: "StatetapExtract", targets: ["Extract"]),
         .library(name: "StatetapJournal", targets: ["Journal"]),
@@ -59,33 +60,36 @@ let package = Package(
         // Compiles bpf/*.bpf.c with clang -target bpf; the objects become resources of XDPPrograms.
         .plugin(name: "BPFCompilerPlugin", capability: .buildTool(), path: "Plugins/BPFCompilerPlugin"),
 
-        // Lock-free single-producer/single-consumer rings. Imports nothing of ours.
-        .target(name: "Rings", swiftSettings: hotSwiftSettings),
+        // Lock-free single-producer/single-consumer rings and the threads that run on them (pinned POSIX threads,
+        // backoff, clocks).
+        .target(name: "Rings", dependencies: ["CStatetapShims"], swiftSettings: hotSwiftSettings),
         // L2-L4 and tunnel header decoding over borrowed bytes. Imports nothing of ours.
         .target(name: "Decode", swiftSettings: hotSwiftSettings),
-        // Frame sources (capture files now, AF_XDP next), the frame pool and the Frame ownership token.
+        // Capture files in and out (libpcap reader, pcap/pcapng writers), the frame pool and the Frame ownership token.
         .target(name: "Capture", dependencies: ["CPcap", "Decode"], swiftSettings: hotSwiftSettings),
         // Flow table, client/server orientation, device attribution, IP fragment reassembly.
         .target(name: "Flows", dependencies: ["Decode"], swiftSettings: hotSwiftSettings),
-        // Application state extraction: TLS and QUIC ClientHello (QUIC Initial decryption with swift-crypto).
+        // Application state extraction: the HTTP, TLS and QUIC parsers (QUIC Initial decryption with swift-crypto),
+        // the per-flow trackers that drive them, the events they publish and the events' encodings (JSON, fields).
         .target(name: "Extract", dependencies: [
+            "Decode", "Flows",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
-        ]),
-        // Wiring: source thread -> rings -> decode workers -> sink; statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract", "PacketCraft",
+        ], swiftSettings: hotSwiftSettings),
+        // Wiring only: sources (files, AF_XDP) -> rings -> decode workers -> sinks; threads and statistics.
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract",
                                       "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // The state journal (LZ4 frame segments, recovery, indexes) and the per-device state store built from it.
         // Not on the packet path, but the journal thread's append loop is hot (every event, up to 1 M/s): the hot
         // modules' release settings (its run-time exclusivity checks were ~2% of that thread, perf).
-        .target(name: "Journal", dependencies: ["Pipeline", "Rings", "Decode", "CLZ4"], swiftSettings: hotSwiftSettings),
+        .target(name: "Journal", dependencies: ["Extract", "Rings", "Decode", "CLZ4"], swiftSettings: hotSwiftSettings),
         // Migration: the control plane (signals in, plans, transfers), the planner, and the destination edge's
         // agent that pre-fetches through its cache. Async, Foundation and HTTP live here, far from the packet path.
         // The API's bodies and the strict readers that validate them: Foundation and Decode only.
         .target(name: "MigrationAPI", dependencies: ["Decode"]),
         .target(name: "Migration", dependencies: [
-            "MigrationAPI", "Journal", "Pipeline", "Decode", "CLZ4",
+            "MigrationAPI", "Journal", "Extract", "Rings", "Decode", "CLZ4",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -101,7 +105,16 @@ let package = Package(
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        // Packet builder and capture-file writer: the demo capture, tests and benchmarks all use it.
+        // The migration benchmark (`statetap bench-migration`): a real agent and control plane on loopback, driven
+        // against an edge cache. Off the data path: a tool, like PacketCraft and Generator.
+        .target(name: "MigrationBenchmark", dependencies: [
+            "Migration", "MigrationAPI", "Journal", "Extract", "Decode",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        // Packet builder and synthetic traffic: the demo capture, tests and benchmarks all use it.
         .target(name: "PacketCraft", dependencies: ["Decode"]),
         // Compiled XDP programs, embedded as resources: loading, BPF_PROG_RUN, the live-frames traffic generator.
         .target(name: "XDPPrograms", dependencies: ["CXDP", "CStatetapShims"], plugins: ["BPFCompilerPlugin"]),
@@ -115,7 +128,8 @@ let package = Package(
         .executableTarget(
             name: "statetap",
             dependencies: [
-                "Pipeline", "PacketCraft", "Capture", "Decode", "XDPCapture", "XDPPrograms", "Generator", "Journal", "Migration",
+                "Pipeline", "PacketCraft", "Capture", "Decode", "Extract", "Rings", "XDPCapture", "XDPPrograms", "Generator",
+                "Journal", "Migration", "MigrationBenchmark",
                 "MigrationAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,7 +138,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
-        .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft"]),
+        .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft", "Capture"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
         // RFC test vectors and other data several test targets share.
         .target(name: "StatetapTestSupport", dependencies: [
@@ -132,13 +146,14 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], path: "Tests/Support"),
-        .testTarget(name: "ExtractTests", dependencies: ["Extract", "StatetapTestSupport"]),
+        .testTarget(name: "ExtractTests", dependencies: ["Extract", "Decode", "StatetapTestSupport"]),
         .testTarget(name: "MigrationTests", dependencies: [
-            "Migration", "MigrationAPI", "Journal", "Pipeline", "Decode",
+            "Migration", "MigrationAPI", "Journal", "Extract", "Rings", "Decode",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "Pipeline", "Decode", "Extract"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "PacketCraft", "StatetapTestSupport"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "Extract", "Rings", "Decode"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Extract", "Flows", "Decode", "Capture", "PacketCraft",
+                                                          "StatetapTestSupport"]),
         // Runs the built `statetap` binary: flags, messages, exit codes and the JSON summary as users see them.
         .testTarget(name: "CLITests", dependencies: ["statetap", "PacketCraft", "Decode"]),
         .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),

@@ -34,6 +34,7 @@ let package = Package(
             dependencies: [
                 .product(name: "StatetapDecode", package: "statetap"),
                 .product(name: "StatetapPipeline", package: "statetap"),
+                .product(name: "StatetapCapture", package: "statetap"),
                 .product(name: "PacketCraft", package: "statetap"),
                 .product(name: "StatetapShims", package: "statetap"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),

@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 
 /// A migration step, journaled by the control plane (the next issue fills these in).
 public struct MigrationMark: Sendable, Equatable {

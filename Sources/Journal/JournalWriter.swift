@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 import Rings
 import Synchronization
 #if canImport(Glibc)

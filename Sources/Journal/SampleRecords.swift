@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 
 /// Realistic journal records for benchmarks and the crash and size tests: web links of many devices to CDN-like
 /// hosts, with object paths carrying ids, cache headers and validators; every 8th a server_name. Deterministic.

@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Decode
-import Pipeline
+import Extract
+import Rings
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -6,7 +6,8 @@ import Journal
 import Logging
 import NIOCore
 import NIOPosix
-import Pipeline
+import Extract
+import Rings
 import Synchronization
 import MigrationAPI
 

@@ -5,7 +5,8 @@ import Hummingbird
 import Journal
 import Logging
 import NIOCore
-import Pipeline
+import Extract
+import Rings
 import Synchronization
 import MigrationAPI
 

@@ -2,7 +2,7 @@ import CLZ4
 import Foundation
 import Hummingbird
 import NIOCore
-import Pipeline
+import Extract
 import MigrationAPI
 
 /// The transfer body's encoding: an LZ4 frame (with content checksum) of the plan's JSON.

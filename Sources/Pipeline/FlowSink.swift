@@ -1,4 +1,5 @@
 import Decode
+import Extract
 import Rings
 import Synchronization
 

@@ -1,6 +1,7 @@
 import Capture
-import PacketCraft
 import Decode
+import Extract
+import Rings
 import Synchronization
 import XDPCapture
 import XDPPrograms

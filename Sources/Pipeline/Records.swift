@@ -1,4 +1,5 @@
 import Decode
+import Extract
 import Flows
 
 /// A finished flow, sent from a worker to the sink. Self-contained: it copies what it keeps.

@@ -1,5 +1,6 @@
 import Capture
 import Decode
+import Extract
 import Flows
 import Rings
 import Synchronization

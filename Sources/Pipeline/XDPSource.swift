@@ -1,6 +1,6 @@
 import Capture
 import Decode
-import PacketCraft
+import Rings
 import Synchronization
 import XDPCapture
 #if canImport(Glibc)
@@ -196,11 +196,4 @@ final class XDPSource: @unchecked Sendable {
 final class LiveShared: Sendable {
     let stop = Atomic<Bool>(false)
     let received = Atomic<UInt64>(0)
-}
-
-@inline(__always)
-public func realtimeNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }

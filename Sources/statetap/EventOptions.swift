@@ -1,3 +1,4 @@
+import Extract
 import ArgumentParser
 import Foundation
 import Pipeline

@@ -1,3 +1,5 @@
+import Rings
+import Extract
 import ArgumentParser
 import Decode
 import Foundation

@@ -1,3 +1,4 @@
+import Rings
 import ArgumentParser
 import Pipeline
 

@@ -1,3 +1,4 @@
+import Extract
 import Decode
 import Foundation
 import Pipeline

@@ -1,7 +1,6 @@
 import Decode
 import Extract
 import Foundation
-import Pipeline
 import Synchronization
 import Testing
 @testable import Journal

@@ -1,7 +1,8 @@
 import Decode
 import Foundation
 import Journal
-import Pipeline
+import Extract
+import Rings
 import Testing
 @testable import Migration
 

@@ -6,7 +6,7 @@ import HummingbirdTesting
 import Journal
 import NIOCore
 import NIOHTTP1
-import Pipeline
+import Extract
 import Testing
 @testable import Migration
 

@@ -1,5 +1,5 @@
 import Decode
-import Pipeline
+import Extract
 import Testing
 @testable import Journal
 @testable import Migration

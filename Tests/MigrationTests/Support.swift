@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
-import Pipeline
+import Extract
 import ServiceLifecycle
 import Synchronization
 import Testing

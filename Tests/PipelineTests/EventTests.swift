@@ -1,8 +1,10 @@
+import Capture
 import Decode
 import Foundation
 import PacketCraft
 import StatetapTestSupport
 import Testing
+@testable import Extract
 @testable import Pipeline
 
 final class CollectedEvents: @unchecked Sendable {

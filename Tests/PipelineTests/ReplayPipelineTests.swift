@@ -1,3 +1,4 @@
+import Capture
 import Decode
 import Flows
 import Foundation

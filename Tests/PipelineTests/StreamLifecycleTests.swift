@@ -1,9 +1,11 @@
+import Capture
 import Decode
 import Flows
 import Foundation
 import PacketCraft
 import StatetapTestSupport
 import Testing
+@testable import Extract
 @testable import Pipeline
 
 /// One TCP connection between a client and a server, written frame by frame (any order, any gaps) to a capture.

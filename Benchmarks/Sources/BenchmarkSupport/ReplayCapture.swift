@@ -1,3 +1,4 @@
+import Capture
 import Decode
 import PacketCraft
 #if canImport(Glibc)

@@ -4,16 +4,16 @@ import Flows
 /// (`ApplicationHandles`: index + 1), so a segment reaches its state without a hash lookup. Bounded; freed
 /// slots are reused. Each element remembers its flow key, and a lookup checks it, so a stale handle can never
 /// reach another connection's state.
-struct ConnectionSlots<Element: AnyObject> {
+package struct ConnectionSlots<Element: AnyObject> {
     private var slots: [Element?] = []
     private var free: [Int32] = []
-    let capacity: Int
+    package let capacity: Int
     private(set) var count = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    package init(capacity: Int) { self.capacity = capacity }
 
     /// Stores `element`; its handle, or nil when `capacity` connections are already followed.
-    mutating func insert(_ element: Element) -> Int32? {
+    package mutating func insert(_ element: Element) -> Int32? {
         if let i = free.popLast() {
             slots[Int(i)] = element
             count += 1
@@ -26,12 +26,12 @@ struct ConnectionSlots<Element: AnyObject> {
     }
 
     @inline(__always)
-    subscript(handle: Int32) -> Element? {
+    package subscript(handle: Int32) -> Element? {
         handle > 0 && Int(handle) <= slots.count ? slots[Int(handle) - 1] : nil
     }
 
     /// Frees the slot of `handle` and returns what it held.
-    mutating func remove(_ handle: Int32) -> Element? {
+    package mutating func remove(_ handle: Int32) -> Element? {
         guard let element = self[handle] else { return nil }
         slots[Int(handle) - 1] = nil
         free.append(handle - 1)
@@ -40,5 +40,5 @@ struct ConnectionSlots<Element: AnyObject> {
     }
 
     /// Handles of every element held.
-    var handles: [Int32] { slots.indices.compactMap { slots[$0] == nil ? nil : Int32($0 + 1) } }
+    package var handles: [Int32] { slots.indices.compactMap { slots[$0] == nil ? nil : Int32($0 + 1) } }
 }

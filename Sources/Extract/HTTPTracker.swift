@@ -1,10 +1,9 @@
 import Decode
-import Extract
 import Flows
 
 /// Follows HTTP/1.x connections in one worker: both directions reassembled, requests and responses parsed and
 /// paired in order, a web_link event per request (with its response when seen). Bounded in connections.
-final class HTTPTracker {
+package final class HTTPTracker {
     /// A class: updated in place per segment (a struct copied out of the dictionary and back would copy its
     /// buffers on every write).
     private final class Connection {
@@ -44,17 +43,17 @@ final class HTTPTracker {
     }
 
     private var connections: ConnectionSlots<Connection>
-    var counters = HTTPCounters()
+    package var counters = HTTPCounters()
     /// Per-segment scratch of `handle` (see there).
     private var messages: [HTTPStreamParser.Message] = []
     private var gapsSeen: UInt64 = 0
-    static let ports: Set<UInt16> = [80, 8080, 8000, 8008, 3128]
+    package static let ports: Set<UInt16> = [80, 8080, 8000, 8008, 3128]
     /// Requests waiting for their responses on one connection, at most.
-    static let maxPending = 256
+    package static let maxPending = 256
 
     private let budget: StreamBudget
 
-    init(maxConnections: Int = 65536, budget: StreamBudget) {
+    package init(maxConnections: Int = 65536, budget: StreamBudget) {
         connections = ConnectionSlots(capacity: maxConnections)
         self.budget = budget
     }
@@ -63,7 +62,7 @@ final class HTTPTracker {
     /// server port is an HTTP port, or the data starts like a request (method token and a space) or a status
     /// line. Nothing is allocated before the first data: a flood of half-open connections costs no parser state.
     @inline(__always)
-    static func mightStart(_ payload: UnsafeRawBufferPointer, handshake: Bool, serverPort: UInt16) -> Bool {
+    package static func mightStart(_ payload: UnsafeRawBufferPointer, handshake: Bool, serverPort: UInt16) -> Bool {
         if handshake && ports.contains(serverPort) { return true }
         guard payload.count >= 5 else { return false }
         let b = payload[0]
@@ -78,7 +77,7 @@ final class HTTPTracker {
     /// (`ApplicationHandles.http`): set when following starts, `done` when the table is full. `cut`: bytes the
     /// segment carried after `payload` that the capture did not keep (snap length).
     @inline(never)
-    func handle(_ handle: inout Int32, entry: FlowEntry, fromClient: Bool, seq: UInt32, syn: Bool,
+    package func handle(_ handle: inout Int32, entry: FlowEntry, fromClient: Bool, seq: UInt32, syn: Bool,
                 payload: UnsafeRawBufferPointer, cut: Int = 0, packet p: DecodedPacket, ts: UInt64,
                 publish: (StateEvent) -> Void)
     {
@@ -200,7 +199,7 @@ final class HTTPTracker {
 
     /// The connection ended (RST, both FINs, or its flow ended): what waited behind a hole is parsed now (the
     /// holes are reported), responses are paired, then requests still waiting go out without a response.
-    func ended(_ handle: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
+    package func ended(_ handle: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
         guard let c = connections.remove(handle) else { return }
         budget.release(c.buffered)
         let interimBefore = c.interim, truncatedBefore = c.truncated
@@ -231,7 +230,7 @@ final class HTTPTracker {
     }
 
     /// Connections still followed (none once every flow has ended).
-    var followed: Int { connections.count }
+    package var followed: Int { connections.count }
 
     private func event(_ c: Connection, _ r: HTTPRequest, _ response: HTTPResponse?, _ ts: UInt64) -> StateEvent {
         let entry = c.entry
@@ -265,7 +264,7 @@ final class HTTPTracker {
 extension HTTPTracker {
     /// A URL's authority for a server address: IPv6 in brackets, the port omitted when it is 80 (RFC 3986 §3.2,
     /// §6.2.3).
-    static func authority(_ address: IPAddress, _ port: UInt16) -> String {
+    package static func authority(_ address: IPAddress, _ port: UInt16) -> String {
         let host = address.isIPv6 ? "[" + address.description + "]" : address.description
         return port == 80 ? host : host + ":" + String(port)
     }
@@ -297,7 +296,7 @@ public struct HTTPCounters: Sendable {
     public var overlapConflicts: UInt64 = 0
     public init() {}
 
-    mutating func merge(_ o: HTTPCounters) {
+    package mutating func merge(_ o: HTTPCounters) {
         memcapSkips += o.memcapSkips; overlapConflicts += o.overlapConflicts
         connections += o.connections; requests += o.requests; responses += o.responses
         responsesWithoutRequest += o.responsesWithoutRequest; unpairedAfterLoss += o.unpairedAfterLoss; gaps += o.gaps; malformed += o.malformed

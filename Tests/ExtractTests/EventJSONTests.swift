@@ -1,6 +1,6 @@
 import Decode
 import Testing
-@testable import Pipeline
+@testable import Extract
 
 /// The String-building encoder the byte encoder replaced, kept as the reference: the JSON lines must stay
 /// byte-identical.

@@ -53,6 +53,14 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
+/// Wall-clock time in nanoseconds since the Unix epoch (event timestamps on live capture, control plane times).
+@inline(__always)
+public func realtimeNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
 /// Spin, then yield, then sleep: waiting without burning a core that another stage needs (2-core machines).
 public struct Backoff {
     private var rounds = 0

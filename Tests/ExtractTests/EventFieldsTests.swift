@@ -1,7 +1,7 @@
 import Decode
 import Foundation
 import Testing
-@testable import Pipeline
+@testable import Extract
 
 /// The flat event: its fields live in one buffer in the journal's encoding; the typed properties read and write it.
 @Suite("Event fields")

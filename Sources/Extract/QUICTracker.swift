@@ -1,11 +1,10 @@
 import Decode
-import Extract
 import Flows
 
 /// Finds QUIC ClientHellos in one worker's UDP traffic: client Initials are decrypted (cold path, a few packets
 /// per connection) and their CRYPTO frames reassembled per (flow, client DCID) until the ClientHello is complete.
 /// Bounded: at most `maxConnections` connections in progress; beyond, the table is cleared (counted).
-final class QUICTracker {
+package final class QUICTracker {
     private struct Key: Hashable {
         var flow: FlowKey
         var dcid: [UInt8]
@@ -28,12 +27,12 @@ final class QUICTracker {
     /// Initials that did not decrypt with client keys (a server's Initials, another client's keys): not tried again.
     private var undecryptable: Set<Key> = []
     private let maxConnections: Int
-    var counters = QUICCounters()
+    package var counters = QUICCounters()
 
     /// The worker's reassembly memcap, shared with TCP: CRYPTO bytes held for ClientHellos in progress.
     private let budget: StreamBudget
 
-    init(maxConnections: Int = 16384, budget: StreamBudget) {
+    package init(maxConnections: Int = 16384, budget: StreamBudget) {
         self.maxConnections = maxConnections
         self.budget = budget
     }
@@ -41,13 +40,13 @@ final class QUICTracker {
     /// Cheap test on the hot path: a long header with the fixed bit, in a datagram large enough for a client
     /// Initial (RFC 9000 §14.1: at least 1200 bytes).
     @inline(__always)
-    static func mightBeInitial(_ payload: UnsafeRawBufferPointer) -> Bool {
+    package static func mightBeInitial(_ payload: UnsafeRawBufferPointer) -> Bool {
         payload.count >= 1200 && payload[0] & 0xc0 == 0xc0
     }
 
     /// Handles one UDP payload; returns a server_name event when a ClientHello completed.
     @inline(never)
-    func handle(_ payload: UnsafeRawBufferPointer, packet p: DecodedPacket, device: IPAddress, ts: UInt64) -> StateEvent? {
+    package func handle(_ payload: UnsafeRawBufferPointer, packet p: DecodedPacket, device: IPAddress, ts: UInt64) -> StateEvent? {
         var sourceIsA = false
         let flow = FlowKey(p, sourceIsA: &sourceIsA)
         var lastTried: Key?
@@ -157,14 +156,14 @@ public struct QUICCounters: Sendable {
     public var reattempts: UInt64 = 0
     public init() {}
 
-    mutating func merge(_ o: QUICCounters) {
+    package mutating func merge(_ o: QUICCounters) {
         skipped += o.skipped; reattempts += o.reattempts
         initials += o.initials; clientHellos += o.clientHellos; clientHelloMalformed += o.clientHelloMalformed
         notDecrypted += o.notDecrypted; unsupportedVersion += o.unsupportedVersion; tableCleared += o.tableCleared; memcapDrops += o.memcapDrops
     }
 }
 
-func vlanList(_ p: DecodedPacket) -> [UInt16] {
+package func vlanList(_ p: DecodedPacket) -> [UInt16] {
     let ids = [p.vlanIDs.0, p.vlanIDs.1, p.vlanIDs.2, p.vlanIDs.3]
     return Array(ids.prefix(Int(min(p.vlanCount, 4))))
 }

@@ -1,5 +1,4 @@
 import Decode
-import Extract
 
 /// An application-state event, sent from a worker to the sink on an SPSC ring. Self-contained: it copies the few
 /// bytes it keeps (../shared/EVENTS.md is the output format).

@@ -1,5 +1,4 @@
 import Decode
-import Extract
 import Flows
 
 /// Finds TLS ClientHellos in one worker's TCP traffic: the client's byte stream of each connection is put back
@@ -7,7 +6,7 @@ import Flows
 /// goes and the flow's mark (`ApplicationHandles.tls`) keeps later segments out at no cost. A stream that did not
 /// start with a ClientHello is looked at again when a client segment starts with what can only be a ClientHello
 /// record (STARTTLS in SMTP, IMAP, POP3, FTP, XMPP…). Bounded in connections and buffered bytes.
-final class TLSTracker {
+package final class TLSTracker {
     /// A class: updated in place per segment (a struct copied out of the dictionary and back would copy its
     /// buffers on every write).
     private final class Stream {
@@ -22,11 +21,11 @@ final class TLSTracker {
     }
 
     private var streams: ConnectionSlots<Stream>
-    var counters = TLSCounters()
+    package var counters = TLSCounters()
 
     private let budget: StreamBudget
 
-    init(maxConnections: Int = 65536, budget: StreamBudget) {
+    package init(maxConnections: Int = 65536, budget: StreamBudget) {
         streams = ConnectionSlots(capacity: maxConnections)
         self.budget = budget
     }
@@ -35,20 +34,20 @@ final class TLSTracker {
     /// handshake was seen (the stream is followed from its first byte), or the data starts like a TLS handshake
     /// record or an HTTP CONNECT. Nothing is allocated before the first data.
     @inline(__always)
-    static func mightStart(_ payload: UnsafeRawBufferPointer, handshake: Bool) -> Bool {
+    package static func mightStart(_ payload: UnsafeRawBufferPointer, handshake: Bool) -> Bool {
         handshake || (payload.count > 0 && (payload[0] == 22 || payload[0] == 0x43))
     }
 
     /// Stricter gate for a stream already found not to start with TLS (STARTTLS): a handshake record of TLS 1.x
     /// whose first message is a ClientHello.
     @inline(__always)
-    static func startsWithClientHelloRecord(_ payload: UnsafeRawBufferPointer) -> Bool {
+    package static func startsWithClientHelloRecord(_ payload: UnsafeRawBufferPointer) -> Bool {
         payload.count >= 6 && payload[0] == 22 && payload[1] == 3 && payload[2] <= 4 && payload[5] == 1
     }
 
     /// Whether a client segment goes to `handle`, given the flow's TLS mark.
     @inline(__always)
-    static func wants(_ mark: Int32, _ payload: UnsafeRawBufferPointer, handshake: Bool) -> Bool {
+    package static func wants(_ mark: Int32, _ payload: UnsafeRawBufferPointer, handshake: Bool) -> Bool {
         if mark > 0 { return true }
         if mark == 0 { return mightStart(payload, handshake: handshake) }
         return mark == ApplicationHandles.notTLS && startsWithClientHelloRecord(payload)
@@ -57,7 +56,7 @@ final class TLSTracker {
     /// A client-to-server segment. `mark` is the flow's TLS mark, updated as following starts and stops.
     /// Returns a server_name event when its ClientHello completed.
     @inline(never)
-    func handle(_ mark: inout Int32, seq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer,
+    package func handle(_ mark: inout Int32, seq: UInt32, syn: Bool, payload: UnsafeRawBufferPointer,
                 packet p: DecodedPacket, entry: FlowEntry, ts: UInt64) -> StateEvent?
     {
         let stream: Stream
@@ -111,7 +110,7 @@ final class TLSTracker {
     }
 
     /// The connection ended (or its ClientHello is known): its state goes.
-    func ended(_ mark: Int32) {
+    package func ended(_ mark: Int32) {
         guard mark > 0 else { return }
         release(mark)
     }
@@ -123,25 +122,25 @@ final class TLSTracker {
     }
 
     /// Streams still followed (none once every flow has ended).
-    var followed: Int { streams.count }
+    package var followed: Int { streams.count }
 }
 
 /// Out-of-order TCP bytes held by one worker's parsers, against `--reassembly-memcap`.
-final class StreamBudget {
-    let capacity: Int
-    private(set) var used = 0
-    private(set) var peak = 0
+package final class StreamBudget {
+    package let capacity: Int
+    package private(set) var used = 0
+    package private(set) var peak = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    package init(capacity: Int) { self.capacity = capacity }
 
     /// Adds `delta` (may be negative); true when the worker is now over its cap.
-    func charge(_ delta: Int) -> Bool {
+    package func charge(_ delta: Int) -> Bool {
         used += delta
         if used > peak { peak = used }
         return used > capacity
     }
 
-    func release(_ bytes: Int) { used -= bytes }
+    package func release(_ bytes: Int) { used -= bytes }
 }
 
 /// What the TLS tracker counted.
@@ -159,7 +158,7 @@ public struct TLSCounters: Sendable {
     public var overlapConflicts: UInt64 = 0
     public init() {}
 
-    mutating func merge(_ o: TLSCounters) {
+    package mutating func merge(_ o: TLSCounters) {
         clientHellos += o.clientHellos; notTLS += o.notTLS; tableFull += o.tableFull
         memcapSkips += o.memcapSkips; restarted += o.restarted; overlapConflicts += o.overlapConflicts
     }
