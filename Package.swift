@@ -77,7 +77,7 @@ let package = Package(
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], swiftSettings: hotSwiftSettings),
         // Wiring only: sources (files, AF_XDP) -> rings -> decode workers -> sinks; threads and statistics.
-        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPCapture", "Extract",
+        .target(name: "Pipeline", dependencies: ["Rings", "Decode", "Capture", "Flows", "XDPPrograms", "XDPCapture", "Extract",
                                       "CStatetapShims"],
                 swiftSettings: hotSwiftSettings),
         // The state journal (LZ4 frame segments, recovery, indexes) and the per-device state store built from it.
@@ -137,6 +137,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
 
+        // Reads docs/architecture.md, this file and every import under Sources/: the arrows go one way.
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "RingsTests", dependencies: ["Rings"]),
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "PacketCraft", "Capture"]),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
