@@ -122,62 +122,13 @@ struct JournalCommand: ParsableCommand {
         }
 
         func run() throws {
-            let reader = try openReader(directory)
-            // Records of a type or version this binary does not know would not survive a rewrite.
-            let unknown = try reader.verify().unknownRecords
-            guard unknown == 0 else {
-                throw ValidationError("\(unknown) records were written by a newer statetap: compact with that version")
+            let r = try journalCall { () throws(JournalError) in
+                try compactJournal(directory: directory, segmentBytes: segmentSize << 20, log: {
+                    FileHandle.standardError.write(Data("\($0)\n".utf8))
+                })
             }
-            let before = try reader.segments()
-            let bytesBefore = before.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
-            var options = JournalOptions()
-            options.segmentBytes = segmentSize << 20
-            options.dropWhenFull = false
-            options.fsync = .batch
-            let writer = try openWriter(directory, options)
-            let old = try reader.segments()  // after recovery: what gets rewritten
-            // Crash-atomic: the marker says which segments are the copy until every record is on disk, then which
-            // are the originals; whoever opens the journal after a crash settles it (see CompactionMarker).
-            var marker = CompactionMarker(state: .copying, old: old, firstNew: writer.firstSegmentNumber)
-            // The copy puts old records in new segments, after any state store checkpoint's: it would count them
-            // twice, so it goes first (the next start rebuilds the store from every record, and checkpoints again).
-            StoreCheckpoint.remove(directory: directory)
-            try journalCall { () throws(JournalError) in try marker.write(directory: directory) }
-            writer.start()
-            var copied = 0
-            var damages: [JournalDamage] = []
-            do {
-                for n in old {
-                    let r = try SegmentCopy.records(directory: directory, segment: n) { writer.append($0); copied += 1 }
-                    damages += r
-                }
-            } catch {
-                writer.finish()
-                try rollBack(marker)
-                throw error
-            }
-            writer.finish()
-            let stats = writer.currentStats
-            // The old segments go only once every copied record is acknowledged (fsync'd: the policy is batch).
-            guard stats.acknowledged == UInt64(copied), stats.droppedWriteError == 0 else {
-                try rollBack(marker)
-                throw ValidationError("compaction made \(stats.acknowledged) of \(copied) records durable; it was undone, the old segments are kept")
-            }
-            marker.state = .done
-            try journalCall { () throws(JournalError) in
-                try marker.write(directory: directory)
-                _ = try CompactionMarker.settle(directory: directory)
-            }
-            let after = try reader.segments()
-            let bytesAfter = after.reduce(0) { $0 + (fileSize(directory + "/seg-\(pad($1)).stj")) }
-            for d in damages { FileHandle.standardError.write(Data("damaged batch dropped: \(d)\n".utf8)) }
-            print("compacted \(old.count) segment(s), \(bytesBefore) bytes -> \(after.count) segment(s), \(bytesAfter) bytes; \(copied) records kept, \(damages.count) damaged batch(es) dropped")
-        }
-
-        /// Removes the partial copy of a failed compaction and its marker (the journal's lock is held).
-        private func rollBack(_ marker: CompactionMarker) throws {
-            precondition(marker.state == .copying)
-            try journalCall { () throws(JournalError) in _ = try CompactionMarker.settle(directory: directory) }
+            for d in r.damagedBatchesDropped { FileHandle.standardError.write(Data("damaged batch dropped: \(d)\n".utf8)) }
+            print("compacted \(r.segmentsBefore) segment(s), \(r.bytesBefore) bytes -> \(r.segmentsAfter) segment(s), \(r.bytesAfter) bytes; \(r.recordsKept) records kept, \(r.damagedBatchesDropped.count) damaged batch(es) dropped")
         }
     }
 
@@ -209,58 +160,12 @@ struct JournalCommand: ParsableCommand {
             options.dropWhenFull = false
             options.diskFullRetrySeconds = 0.2
             let writer = try openWriter(directory, options)
-            writer.start()
-            let device = IPAddress("10.99.0.1")!
-            let server = IPAddress("198.51.100.1")!
-            let filler = String(repeating: "x", count: padding)
-            var lastAck: UInt64 = 0
-            var samples = SampleRecords()
+            var test = JournalWriteTest(records: records)
+            test.padding = padding
+            test.sample = sample
+            test.prebuilt = prebuilt
             // Unbuffered: the test reads what was printed before the process was killed.
-            func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
-            var ready: [JournalRecord?] = sample && prebuilt > 0 ? (0..<prebuilt).map { samples.record($0) } : []
-            let moved = prebuilt >= records
-            let started = monotonicNanoseconds()
-            for i in 0..<records {
-                if !ready.isEmpty {
-                    if moved {
-                        writer.append(ready[i].take()!)
-                    } else {
-                        writer.append(ready[i % ready.count]!)
-                    }
-                    continue
-                }
-                var e = StateEvent(kind: .webLink, timestampNanoseconds: 1_700_000_000_000_000_000 + UInt64(i),
-                                   device: device, client: device, clientPort: 40000, server: server, serverPort: 80,
-                                   vlans: [], teid: nil)
-                e.method = "GET"
-                e.url = "http://test.example/\(i)?\(filler)"
-                e.host = "test.example"
-                writer.append(sample ? samples.record(i) : .event(e))
-                if i % 64 == 0 {
-                    let s = writer.currentStats
-                    if s.acknowledged != lastAck { lastAck = s.acknowledged; emit("acked \(lastAck)") }
-                    if s.diskFull { emit("diskfull dropped \(s.droppedDiskFull)") }
-                }
-            }
-            writer.finish()
-            let seconds = Double(monotonicNanoseconds() &- started) / 1e9
-            let s = writer.currentStats
-            emit("acked \(s.acknowledged)")
-            emit("appended \(records) in \(seconds) s: \(Int(Double(records) / seconds)) records/s")
-            let cpu = Double(s.threadCPUNanoseconds) / 1e9
-            emit("journal thread: \(cpu) CPU-s: \(Int(Double(s.written) / max(cpu, 1e-9))) records per CPU-second")
-            emit("done written \(s.written) dropped_disk_full \(s.droppedDiskFull) episodes \(s.diskFullEpisodes)")
-        }
-    }
-}
-
-/// Reads the records of one segment for compaction, reporting damaged batches.
-enum SegmentCopy {
-    static func records(directory: String, segment n: UInt64, _ body: (JournalRecord) -> Void) throws -> [JournalDamage] {
-        do {
-            return try JournalReader(directory: directory).readSegment(n, visit: body).damages
-        } catch {
-            throw ValidationError(error.message)
+            test.run(writer) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
         }
     }
 }
@@ -306,15 +211,6 @@ func parseTime(_ text: String, _ flag: String) throws -> UInt64 {
 }
 
 func isoTime(_ ns: UInt64) -> String { rfc3339(Date(timeIntervalSince1970: Double(ns) / 1e9)) }
-
-func pad(_ n: UInt64) -> String {
-    let s = String(n)
-    return String(repeating: "0", count: max(0, 10 - s.count)) + s
-}
-
-func fileSize(_ path: String) -> Int {
-    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-}
 
 /// One record as a JSON line: events exactly as `--events jsonl` writes them; markers with a `kind` of their own.
 func recordJSON(_ r: JournalRecord) -> String {
