@@ -142,3 +142,39 @@ extension String {
         return pieces
     }
 }
+
+/// An address prefix, `ADDRESS/LENGTH` (e.g. `10.45.0.0/16`, `2001:db8::/32`); a bare address is a host prefix.
+public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
+    public let address: IPAddress
+    public let length: Int
+
+    /// Why a text is not a prefix.
+    public enum ParseError: Error, Sendable, Equatable {
+        case notAnAddress
+        /// The length is not a number in 0...`maximum` (32 for IPv4, 128 for IPv6).
+        case badLength(maximum: Int)
+    }
+
+    public init(address: IPAddress, length: Int) {
+        self.address = address
+        self.length = length
+    }
+
+    /// Parses `ADDRESS/LENGTH` or a bare address.
+    public init(parsing text: String) throws(ParseError) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(String(parts[0])) else { throw .notAnAddress }
+        let maxLength = address.isIPv6 ? 128 : 32
+        var length = maxLength
+        if parts.count == 2 {
+            guard let l = Int(parts[1]), (0...maxLength).contains(l) else { throw .badLength(maximum: maxLength) }
+            length = l
+        }
+        self.init(address: address, length: length)
+    }
+
+    /// Whether `other` is inside this prefix.
+    @inlinable public func contains(_ other: IPAddress) -> Bool { other.isIn(prefix: address, length: length) }
+
+    public var description: String { "\(address)/\(length)" }
+}

@@ -267,31 +267,22 @@ public struct URLParts {
 /// A host given by name is resolved when its edge is configured, and every address it resolves to must pass
 /// (`problem(address:host:)`); it is not checked again when the name later resolves elsewhere.
 public struct AgentPolicy: Sendable {
-    public struct Network: Sendable, CustomStringConvertible {
-        public let address: IPAddress
-        public let length: Int
-        public var description: String { "\(address)/\(length)" }
-    }
-
     public var schemes: Set<String> = ["http", "https"]
-    public private(set) var networks: [Network] = []
+    public private(set) var networks: [IPPrefix] = []
 
     public init() {}
 
     /// Adds `ADDRESS/LENGTH` (a bare address: that host) to the allowed networks; the reason when it is not one.
     public mutating func allow(network text: String) -> String? {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(String(parts[0])) else { return "\(quoted(text)) is not ADDRESS/LENGTH (e.g. 10.20.0.0/16)" }
-        let maxLength = address.isIPv6 ? 128 : 32
-        var length = maxLength
-        if parts.count == 2 {
-            guard let l = Int(parts[1]), (0...maxLength).contains(l) else {
-                return "\(quoted(text)): the prefix length must be 0...\(maxLength)"
+        do throws(IPPrefix.ParseError) {
+            networks.append(try IPPrefix(parsing: text))
+            return nil
+        } catch {
+            switch error {
+            case .notAnAddress: return "\(quoted(text)) is not ADDRESS/LENGTH (e.g. 10.20.0.0/16)"
+            case .badLength(let maximum): return "\(quoted(text)): the prefix length must be 0...\(maximum)"
             }
-            length = l
         }
-        networks.append(Network(address: address, length: length))
-        return nil
     }
 
     /// Why `address` (of `host`) may not be an agent's; nil when it may.
@@ -306,7 +297,7 @@ public struct AgentPolicy: Sendable {
         }
         let shown = host == ip.description ? quoted(host) : "\(quoted(host)) (\(ip))"
         if refused { return "\(shown) is a link-local, unspecified, multicast or broadcast address: not an agent's" }
-        if !networks.isEmpty && !networks.contains(where: { ip.isIn(prefix: $0.address, length: $0.length) }) {
+        if !networks.isEmpty && !networks.contains(where: { $0.contains(ip) }) {
             return "\(shown) is outside the agent networks (\(networks.map(\.description).joined(separator: ", ")))"
         }
         return nil

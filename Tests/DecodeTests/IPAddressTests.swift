@@ -98,4 +98,34 @@ struct IPAddressTests {
     func prefix(_ address: String, _ prefix: String, _ length: Int, _ inside: Bool) {
         #expect(ip(address).isIn(prefix: ip(prefix), length: length) == inside)
     }
+
+    /// (text, parsed prefix's text, or the error).
+    static let prefixTexts: [(String, Result<String, IPPrefix.ParseError>)] = [
+        ("10.45.0.0/16", .success("10.45.0.0/16")),
+        ("10.45.0.7", .success("10.45.0.7/32")),
+        ("2001:db8::/32", .success("2001:db8::/32")),
+        ("2001:db8::1", .success("2001:db8::1/128")),
+        ("0.0.0.0/0", .success("0.0.0.0/0")),
+        ("10.0.0.0/33", .failure(.badLength(maximum: 32))),
+        ("2001:db8::/129", .failure(.badLength(maximum: 128))),
+        ("10.0.0.0/", .failure(.badLength(maximum: 32))),
+        ("10.0.0.0/-1", .failure(.badLength(maximum: 32))),
+        ("10.0.0.0/8/8", .failure(.badLength(maximum: 32))),
+        ("example.net/8", .failure(.notAnAddress)),
+        ("", .failure(.notAnAddress)),
+    ]
+
+    @Test("prefix parsing", arguments: prefixTexts)
+    func prefixParsing(_ text: String, _ expected: Result<String, IPPrefix.ParseError>) {
+        let parsed = Result { () throws(IPPrefix.ParseError) in try IPPrefix(parsing: text).description }
+        #expect(parsed == expected, "\(text)")
+    }
+
+    @Test("a parsed prefix contains what isIn says")
+    func prefixContains() throws {
+        let p = try IPPrefix(parsing: "10.45.0.0/16")
+        #expect(p.contains(ip("10.45.200.1")))
+        #expect(!p.contains(ip("10.46.0.1")))
+        #expect(!p.contains(ip("2001:db8::1")))
+    }
 }
