@@ -1,7 +1,7 @@
 // The traffic generator: sends a capture's frames out of an interface (a veth: they arrive on its peer) with the
 // fastest engine the kernel allows, exactly `--count` frames, optionally paced to an exact rate.
 //
-// Engines, fastest first (`auto` tries them in this order; measured rates: README, "Traffic generator"):
+// Engines, fastest first (`auto` tries them in this order; measured rates: docs/capture.md, "Traffic generator"):
 // - live-frames: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES; the kernel builds the frames, an XDP program
 //   redirects and paces them. Some kernels refuse it (EPERM even as root): then `auto` falls back.
 // - xsk: a TX-only AF_XDP socket on the sending interface.

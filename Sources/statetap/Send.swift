@@ -24,7 +24,7 @@ struct Send: ParsableCommand {
             modulo the interface's queues). A frame the driver drops is sent again (counted as resent).
               packet       an AF_PACKET socket with PACKET_QDISC_BYPASS and sendmmsg: works everywhere; a frame \
             the driver refuses is offered again, so count and order hold.
-            Rates each engine reached here are in the README ("Traffic generator").
+            Rates each engine reached here are in docs/capture.md ("Traffic generator").
 
             Make a capture with `statetap generate FILE`, or use any Ethernet pcap.
             """)
