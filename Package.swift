@@ -105,6 +105,13 @@ let package = Package(
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // A running tap: the journal session (open, store rebuilt at start, summary), the JSON Lines event writer,
+        // the capture as a service, the /metrics samples. What `replay`, `capture` (and a fleet) compose.
+        .target(name: "Tap", dependencies: [
+            "Pipeline", "Journal", "Migration", "Extract", "Rings", "XDPCapture", "XDPPrograms",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // The migration benchmark (`statetap bench-migration`): a real agent and control plane on loopback, driven
         // against an edge cache. Off the data path: a tool, like PacketCraft and Generator.
         .target(name: "MigrationBenchmark", dependencies: [
@@ -129,7 +136,7 @@ let package = Package(
             name: "statetap",
             dependencies: [
                 "Pipeline", "PacketCraft", "Capture", "Decode", "Extract", "Rings", "XDPCapture", "XDPPrograms", "Generator",
-                "Journal", "Migration", "MigrationBenchmark",
+                "Journal", "Migration", "Tap", "MigrationBenchmark",
                 "MigrationAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

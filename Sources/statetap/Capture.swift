@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Migration
 import Pipeline
+import Tap
 import ServiceLifecycle
 import XDPCapture
 import XDPPrograms
@@ -173,7 +174,7 @@ struct CaptureCommand: AsyncParsableCommand {
         let live = try makeLive()
         let writer = try eventOptions.makeWriter()
         // Live: the journal never holds the pipeline back; what it cannot take is dropped and counted.
-        let journal = try JournalSession.open(journalOptions, dropWhenFull: true, log: log)
+        let journal = try journalOptions.openSession(dropWhenFull: true, log: log)
         let plane: (ControlPlane, any Service)?
         do { plane = try control.make(journal: journal, log: log) } catch {
             _ = journal?.finish()
@@ -229,64 +230,3 @@ extension Result where Failure == any Error {
     }
 }
 
-/// The capture's figures for `/metrics`.
-func captureSamples(_ s: LiveStatistics) -> [ServiceMetrics.Sample] {
-    var out: [ServiceMetrics.Sample] = [
-        .init("statetap_packets_decoded_total", .counter, Double(s.packetsDecoded)),
-        .init("statetap_flow_devices", .gauge, Double(s.devices)),
-        .init("statetap_flow_devices_evicted_total", .counter, Double(s.devicesEvicted)),
-        .init("statetap_xdp_steered_total", .counter, Double(s.program.steered)),
-        .init("statetap_xdp_passed_total", .counter, Double(s.program.passed)),
-        .init("statetap_xdp_malformed_total", .counter, Double(s.program.malformed)),
-        .init("statetap_xdp_no_socket_total", .counter, Double(s.program.noSocket)),
-    ]
-    for q in s.queues {
-        let l = [("queue", String(q.queue))]
-        out += [
-            .init("statetap_rx_packets_total", .counter, Double(q.rxPackets), labels: l),
-            .init("statetap_rx_bytes_total", .counter, Double(q.rxBytes), labels: l),
-            .init("statetap_kernel_rx_dropped_total", .counter, Double(q.kernel.rxDropped), labels: l),
-            .init("statetap_kernel_rx_ring_full_total", .counter, Double(q.kernel.rxRingFull), labels: l),
-            .init("statetap_kernel_fill_ring_empty_total", .counter, Double(q.kernel.rxFillRingEmpty), labels: l),
-            .init("statetap_kernel_rx_invalid_descs_total", .counter, Double(q.kernel.rxInvalidDescriptors), labels: l),
-            .init("statetap_fill_shortages_total", .counter, Double(q.fillShortages), labels: l),
-            .init("statetap_ring_full_drops_total", .counter, Double(q.ringFullDrops), labels: l),
-        ]
-    }
-    return out
-}
-
-/// Runs the capture until it stops by itself or a signal asks: the service-lifecycle side of `capture`.
-struct CaptureService: Service {
-    let capture: LivePipeline
-    let statsInterval: Double
-    let duration: Double?
-    let log: Logger
-
-    func run() async throws {
-        capture.start()
-        let start = ContinuousClock.now
-        let deadline = duration.map { start + .milliseconds(Int64($0 * 1000)) }
-        var nextStats = start + .milliseconds(Int64(max(statsInterval, 0.1) * 1000))
-        var last = capture.statistics()
-        await withGracefulShutdownHandler {
-            while !capture.capturesFinished {
-                try? await Task.sleep(for: .milliseconds(50))
-                if Task.isCancelled { capture.stop() }
-                let now = ContinuousClock.now
-                if let deadline, now >= deadline, !capture.stopRequested {
-                    log.info("--duration reached")
-                    capture.stop()
-                }
-                if statsInterval > 0, now >= nextStats {
-                    nextStats = now + .milliseconds(Int64(statsInterval * 1000))
-                    let current = capture.statistics()
-                    for line in LiveReport.statsLines(current, previous: last) { log.info("\(line)") }
-                    last = current
-                }
-            }
-        } onGracefulShutdown: {
-            capture.stop()
-        }
-    }
-}

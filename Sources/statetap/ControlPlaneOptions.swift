@@ -5,6 +5,7 @@ import Journal
 import Logging
 import Migration
 import ServiceLifecycle
+import Tap
 
 /// `--serve` and what the control plane needs: shared by `capture` and `replay`.
 struct ControlPlaneOptions: ParsableArguments {
@@ -176,25 +177,3 @@ struct APISecurityOptions: ParsableArguments {
     }
 }
 
-/// The journal's and the state store's figures for `/metrics`.
-func journalSamples(_ journal: JournalSession) -> [ServiceMetrics.Sample] {
-    let j = journal.writer.currentStats, s = journal.store.stats
-    return [
-        .init("statetap_journal_records_appended_total", .counter, Double(j.appended)),
-        .init("statetap_journal_records_written_total", .counter, Double(j.written)),
-        .init("statetap_journal_records_acknowledged_total", .counter, Double(j.acknowledged)),
-        .init("statetap_journal_dropped_total", .counter, Double(j.droppedQueueFull), labels: [("reason", "queue_full")]),
-        .init("statetap_journal_dropped_total", .counter, Double(j.droppedDiskFull), labels: [("reason", "disk_full")]),
-        .init("statetap_journal_dropped_total", .counter, Double(j.droppedWriteError), labels: [("reason", "write_error")]),
-        .init("statetap_journal_written_bytes_total", .counter, Double(j.compressedBytes)),
-        .init("statetap_journal_raw_bytes_total", .counter, Double(j.rawBytes)),
-        .init("statetap_journal_fsyncs_total", .counter, Double(j.fsyncs)),
-        .init("statetap_journal_disk_full", .gauge, j.diskFull ? 1 : 0),
-        .init("statetap_state_devices", .gauge, Double(s.devices)),
-        .init("statetap_state_apps", .gauge, Double(s.apps)),
-        .init("statetap_state_links", .gauge, Double(s.links)),
-        .init("statetap_state_evictions_total", .counter, Double(s.devicesEvicted), labels: [("kind", "device")]),
-        .init("statetap_state_evictions_total", .counter, Double(s.appsEvicted), labels: [("kind", "app")]),
-        .init("statetap_state_evictions_total", .counter, Double(s.linksEvicted), labels: [("kind", "link")]),
-    ]
-}

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Migration
 import Pipeline
+import Tap
 import ServiceLifecycle
 import Synchronization
 
@@ -51,7 +52,7 @@ struct Replay: AsyncParsableCommand {
         let configuration = try pipeline.makeConfiguration()
         let writer = try eventOptions.makeWriter()
         // A file is replayed without loss: when the journal falls behind, the sink waits for it.
-        let journal = try JournalSession.open(journalOptions, dropWhenFull: false, log: log)
+        let journal = try journalOptions.openSession(dropWhenFull: false, log: log)
         let plane: (ControlPlane, any Service)?
         do { plane = try control.make(journal: journal, log: log) } catch {
             _ = journal?.finish()

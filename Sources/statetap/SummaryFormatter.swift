@@ -2,6 +2,7 @@ import Extract
 import Decode
 import Foundation
 import Pipeline
+import Tap
 
 /// Renders a pipeline summary as text or as one JSON object (same content).
 enum SummaryFormatter {

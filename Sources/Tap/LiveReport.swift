@@ -4,12 +4,17 @@ import XDPCapture
 import XDPPrograms
 
 /// The live part of `capture`'s summary and its periodic statistics lines.
-struct LiveReport {
-    let setup: LiveSetup
-    let statistics: LiveStatistics
+public struct LiveReport {
+    public let setup: LiveSetup
+    public let statistics: LiveStatistics
+
+    public init(setup: LiveSetup, statistics: LiveStatistics) {
+        self.setup = setup
+        self.statistics = statistics
+    }
 
     /// Ordered pairs for SummaryFormatter.
-    var object: [(String, Any)] {
+    public var object: [(String, Any)] {
         let p = statistics.program
         return [
             ("interface", setup.interface),
@@ -32,7 +37,7 @@ struct LiveReport {
     }
 
     /// One line per queue, with rates since `previous`, and one for the program.
-    static func statsLines(_ s: LiveStatistics, previous: LiveStatistics) -> [String] {
+    public static func statsLines(_ s: LiveStatistics, previous: LiveStatistics) -> [String] {
         let dt = Double(s.elapsedNanoseconds &- previous.elapsedNanoseconds) / 1e9
         var lines: [String] = []
         for q in s.queues {
@@ -53,7 +58,7 @@ struct LiveReport {
 }
 
 /// CPU time this process used so far (user + system), in seconds.
-func processCPUSeconds() -> Double {
+public func processCPUSeconds() -> Double {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
