@@ -18,7 +18,7 @@ let package = Package(
         .executable(name: "statetap", targets: ["statetap"]),
         .library(name: "StatetapPipeline", targets: ["Pipeline"]),
         .library(name: "PacketCraft", targets: ["PacketCraft"]),
-        // For Benchmarks/ (a separate package): the hot modules and the C shims (thread pinning), directly.
+        // For Benchmarks/ (a separate package): the hot modules, directly.
         .library(name: "StatetapDecode", targets: ["Decode"]),
         .library(name: "StatetapRings", targets: ["Rings"]),
         .library(name: "StatetapCapture", targets: ["Capture"]),
@@ -29,7 +29,6 @@ let package = Package(
         .library(name: "StatetapMigrationAPI", targets: ["MigrationAPI"]),
         // The RFC 9001 / RFC 9369 Initial vectors, shared with Benchmarks/ and Fuzz/.
         .library(name: "StatetapTestSupport", targets: ["StatetapTestSupport"]),
-        .library(name: "StatetapShims", targets: ["CStatetapShims"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -89,7 +88,7 @@ let package = Package(
         // The API's bodies and the strict readers that validate them: Foundation and Decode only.
         .target(name: "MigrationAPI", dependencies: ["Decode"]),
         .target(name: "Migration", dependencies: [
-            "MigrationAPI", "Journal", "Extract", "Rings", "Decode", "CLZ4",
+            "MigrationAPI", "Journal", "Extract", "Rings", "Decode",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -36,7 +36,6 @@ let package = Package(
                 .product(name: "StatetapPipeline", package: "statetap"),
                 .product(name: "StatetapCapture", package: "statetap"),
                 .product(name: "PacketCraft", package: "statetap"),
-                .product(name: "StatetapShims", package: "statetap"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
         benchmarkTarget("DecodeBenchmark", dependencies: [.product(name: "StatetapDecode", package: "statetap")]),

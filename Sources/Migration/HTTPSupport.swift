@@ -1,65 +1,28 @@
-import CLZ4
 import Foundation
 import Hummingbird
 import NIOCore
 import Extract
+import Journal
 import MigrationAPI
 
 /// The transfer body's encoding: an LZ4 frame (with content checksum) of the plan's JSON.
 public enum SliceCodec {
     public static let contentEncoding = "x-lz4-frame"
 
-    public static func compress(_ raw: [UInt8]) -> [UInt8] {
-        var prefs = LZ4F_preferences_t()
-        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
-        prefs.frameInfo.contentSize = UInt64(raw.count)
-        let bound = LZ4F_compressFrameBound(raw.count, &prefs)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = raw.withUnsafeBytes { src in
-            out.withUnsafeMutableBytes { dst in
-                LZ4F_compressFrame(dst.baseAddress, bound, src.baseAddress, raw.count, &prefs)
-            }
-        }
-        precondition(LZ4F_isError(n) == 0, "LZ4F_compressFrame: \(String(cString: LZ4F_getErrorName(n)))")
-        out.removeSubrange(n...)
-        return out
-    }
+    public static func compress(_ raw: [UInt8]) -> [UInt8] { LZ4Frame.compress(raw) }
 
     /// Decompresses a frame of at most `limit` bytes of content; nil with a reason when it is not one, is
     /// damaged, or is larger.
     public static func decompress(_ frame: [UInt8], limit: Int) -> Result<[UInt8], SliceError> {
-        var ctx: OpaquePointer?
-        guard LZ4F_isError(LZ4F_createDecompressionContext(&ctx, UInt32(LZ4F_VERSION))) == 0, let ctx else {
-            return .failure(SliceError(message: "cannot create an LZ4 context"))
-        }
-        defer { LZ4F_freeDecompressionContext(ctx) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        var offset = 0
-        var finished = false
-        while !finished {
-            var srcSize = frame.count - offset
-            var dstSize = chunk.count
-            let hint = frame.withUnsafeBytes { src in
-                chunk.withUnsafeMutableBytes { dst in
-                    LZ4F_decompress(ctx, dst.baseAddress, &dstSize, src.baseAddress! + offset, &srcSize, nil)
-                }
-            }
-            if LZ4F_isError(hint) != 0 {
-                return .failure(SliceError(message: "the body is not a valid LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))"))
-            }
-            out.append(contentsOf: chunk[0..<dstSize])
-            if out.count > limit {
-                return .failure(SliceError(message: "the decompressed body exceeds \(limit) bytes", tooLarge: true))
-            }
-            offset += srcSize
-            finished = hint == 0
-            if !finished && srcSize == 0 && dstSize == 0 {
-                return .failure(SliceError(message: "the LZ4 frame is truncated"))
+        let result = frame.withUnsafeBytes { LZ4FrameDecoder().decompress($0, limit: limit) }
+        return result.mapError { damage in
+            switch damage.kind {
+            case .tooLarge: SliceError(message: "the decompressed body exceeds \(limit) bytes", tooLarge: true)
+            case .truncated: SliceError(message: "the LZ4 frame is truncated")
+            case .trailingBytes: SliceError(message: "bytes after the end of the LZ4 frame")
+            case .invalid, .lengthMismatch: SliceError(message: "the body is not a valid LZ4 frame: \(damage.reason)")
             }
         }
-        if offset != frame.count { return .failure(SliceError(message: "bytes after the end of the LZ4 frame")) }
-        return .success(out)
     }
 }
 

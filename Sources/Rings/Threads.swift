@@ -14,6 +14,7 @@ public final class PosixThread {
     }
 
     private var thread = pthread_t()
+    private var joined = false
 
     /// Starts `body` on a new thread named `name` (at most 15 characters are kept), pinned to `cpu` when given.
     public init(name: String, cpu: Int?, _ body: @escaping () -> Void) {
@@ -28,8 +29,12 @@ public final class PosixThread {
         precondition(rc == 0, "pthread_create failed: \(String(cString: strerror(rc)))")
     }
 
-    /// Waits for the thread to finish.
-    public func join() { pthread_join(thread, nil) }
+    /// Waits for the thread to finish (once; later calls return at once).
+    public func join() {
+        guard !joined else { return }
+        pthread_join(thread, nil)
+        joined = true
+    }
 }
 
 private func prctlSetName(_ name: String) -> Int32 {
@@ -38,7 +43,7 @@ private func prctlSetName(_ name: String) -> Int32 {
 
 /// Pins the calling thread to `cpu`; false when the kernel refused (e.g. the CPU is not in our cpuset).
 @discardableResult
-func pinCurrentThread(to cpu: Int) -> Bool {
+public func pinCurrentThread(to cpu: Int) -> Bool {
     statetap_pin_current_thread(Int32(cpu)) == 0
 }
 

@@ -28,11 +28,11 @@ final class RingRig: @unchecked Sendable {
     var nextValue: UInt64 = 0
     /// The consumer's sum of every value it took (read after join).
     var sum: UInt64 = 0
-    var consumer: PinnedThread?
+    var consumer: PosixThread?
 
     init(batch: Int) {
         self.batch = batch
-        consumer = PinnedThread(cpu: consumerCPU) { [self] in consume() }
+        consumer = PosixThread(name: "ring-consumer", cpu: consumerCPU) { [self] in consume() }
     }
 
     private func consume() {
