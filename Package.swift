@@ -52,6 +52,9 @@ let package = Package(
                        providers: [.apt(["libxdp-dev", "libbpf-dev"])]),
         .systemLibrary(name: "CLZ4", path: "CModules/CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
+        // HPACK (HTTP/2 header blocks read from decrypted TLS): libnghttp2's inflater.
+        .systemLibrary(name: "CNghttp2", path: "CModules/CNghttp2", pkgConfig: "libnghttp2",
+                       providers: [.apt(["libnghttp2-dev"])]),
 
         // C shims for what the importer cannot take (_GNU_SOURCE functions, macros); symbols prefixed statetap_.
         .target(name: "CStatetapShims", path: "CModules/CStatetapShims"),
@@ -71,7 +74,7 @@ let package = Package(
         // Application state extraction: the HTTP, TLS and QUIC parsers (QUIC Initial decryption with swift-crypto),
         // the per-flow trackers that drive them, the events they publish and the events' encodings (JSON, fields).
         .target(name: "Extract", dependencies: [
-            "Decode", "Flows",
+            "Decode", "Flows", "CNghttp2",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], swiftSettings: hotSwiftSettings),

@@ -3,8 +3,9 @@
 # is missing, so it is cheap to call from every entry point.
 set -euo pipefail
 
-# Build: the C libraries behind CModules/ and clang for the XDP programs in bpf/.
-PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev clang pkg-config)
+# Build: the C libraries behind CModules/ (libxdp, libbpf, LZ4, libpcap; nghttp2 for HPACK, nghttp3 for QPACK)
+# and clang for the XDP programs in bpf/.
+PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev libnghttp2-dev libnghttp3-dev clang pkg-config)
 # Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
 # (dropping capabilities), ethtool (veth drop counters and offloads), nginx and curl (the real-traffic test through
 # a TAP, the migration lab's edge caches and device), jq (the lab reads the API's JSON).

@@ -63,6 +63,9 @@ extension StateEvent {
                     out.appendASCII(c ? ",\"cacheable\":true" : ",\"cacheable\":false")
                 }
                 if let v = value(.proxy) { out.appendField("proxy", v) }
+                // Read from inside TLS (HTTPS): the transport and the connection's ALPN.
+                if let v = value(.transport) { out.appendField("transport", v) }
+                if let v = value(.alpn) { out.appendField("alpn", v) }
             }
             if kind == .serverName {
                 out.appendField("transport", value(.transport) ?? UnsafeRawBufferPointer(start: nil, count: 0))

@@ -268,6 +268,12 @@ extension HTTPTracker {
         let host = address.isIPv6 ? "[" + address.description + "]" : address.description
         return port == 80 ? host : host + ":" + String(port)
     }
+
+    /// The same for a scheme: its default port (80 for http, 443 for https) is omitted.
+    package static func authority(_ address: IPAddress, _ port: UInt16, scheme: String) -> String {
+        let host = address.isIPv6 ? "[" + address.description + "]" : address.description
+        return port == (scheme == "https" ? 443 : 80) ? host : host + ":" + String(port)
+    }
 }
 
 /// What the HTTP tracker counted.

@@ -66,6 +66,9 @@ public struct ApplicationHandles: Sendable, BitwiseCopyable, Equatable {
     /// TLS: index + 1 of the client stream in the TLS tracker; 0 not followed; `done` ClientHello found;
     /// `notTLS` the stream did not start with a ClientHello (only a record that looks like one restarts it).
     public var tls: Int32 = 0
+    /// HTTPS (HTTP read inside TLS with logged secrets): index + 1 of the connection in the HTTPS tracker; 0 not
+    /// followed; `done` no longer followed.
+    public var https: Int32 = 0
     public static let done: Int32 = -1
     public static let notTLS: Int32 = -2
     public init() {}

@@ -34,6 +34,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var pollMilliseconds = 250
     /// Which agent URLs may be configured (they receive the token): schemes and address ranges.
     public var agents = AgentPolicy()
+    /// Where `POST /v1/tls-keys` puts the secrets it is given; nil: the route answers that HTTPS reading is off.
+    public var tlsKeys: TLSKeyStore?
 
     public init(token: String) { self.token = token }
 }

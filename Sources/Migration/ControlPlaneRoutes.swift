@@ -1,8 +1,10 @@
 import Decode
+import Extract
 import Foundation
 import Hummingbird
 import Journal
 import MigrationAPI
+import NIOCore
 
 /// A device's state as `GET /v1/devices/{id}` shows it: applications with their links as lists (URLs are data,
 /// never JSON keys), and the ranking the planner uses.
@@ -97,6 +99,32 @@ extension ControlPlane {
             return try self.created(try self.mobilityProcedure(n))
         }
 
+        // Key-log lines (SSLKEYLOGFILE format) from an edge proxy that cannot write a file the tap can follow.
+        router.post("/v1/tls-keys") { request, _ in
+            guard let keys = self.configuration.tlsKeys else {
+                throw APIError(.notFound, "HTTPS reading is off: start the tap with --tls-keylog FILE or --tls-keys-from-api")
+            }
+            var request = request
+            let buffer: ByteBuffer
+            do {
+                buffer = try await request.collectBody(upTo: limit)
+            } catch is NIOTooManyBytesError {
+                throw APIError(.contentTooLarge, "request body larger than \(limit) bytes")
+            } catch {
+                throw APIError(.badRequest, "the request body could not be read: \(error)")
+            }
+            let bytes = Array(buffer.readableBytesView)
+            guard validUTF8Text(bytes) else { throw APIError(.badRequest, "the body is not UTF-8 text (key-log lines)") }
+            let intake = keys.add(text: Substring(String(decoding: bytes, as: UTF8.self)))
+            if intake.accepted == 0, let (line, problem) = intake.firstProblem {
+                throw APIError(.badRequest, "no key-log line accepted: line \(line): \(problem)")
+            }
+            struct Result: Encodable { var accepted: Int; var ignored: Int; var rejected: Int; var firstError: String? }
+            let first = intake.firstProblem.map { "line \($0.line): \($0.problem)" }
+            return try jsonResponse(Result(accepted: intake.accepted, ignored: intake.ignored, rejected: intake.rejected,
+                                           firstError: first))
+        }
+
         router.get("/v1/devices") { _, _ in
             struct Entry: Encodable { var device: String; var lastSeenNs: UInt64 }
             return try jsonResponse(self.store.devices(limit: 1000).map { Entry(device: $0.0.description, lastSeenNs: $0.1) })
@@ -155,6 +183,19 @@ struct RequestCounter<Context: RequestContext>: RouterMiddleware {
         } catch let e as HTTPResponseError {
             metrics.request(route: context.endpointPath ?? "unmatched", status: Int(e.status.code))
             throw e
+        }
+    }
+}
+
+/// Whether bytes are UTF-8 (a key-log body is ASCII; anything else is refused before it is read as lines).
+func validUTF8Text(_ bytes: [UInt8]) -> Bool {
+    var it = bytes.makeIterator()
+    var decoder = UTF8()
+    while true {
+        switch decoder.decode(&it) {
+        case .scalarValue: continue
+        case .emptyInput: return true
+        case .error: return false
         }
     }
 }

@@ -20,6 +20,8 @@ final class DecodeWorker: @unchecked Sendable {
     let tcpBudget: StreamBudget
     let tls: TLSTracker
     let http: HTTPTracker
+    /// HTTP inside TLS; nil without a key source.
+    let https: HTTPSTracker?
     let pool: FramePool
     let batchSize: Int
     let dropWhenFull: Bool
@@ -50,6 +52,8 @@ final class DecodeWorker: @unchecked Sendable {
         quic = QUICTracker(budget: tcpBudget)
         tls = TLSTracker(budget: tcpBudget)
         http = HTTPTracker(budget: tcpBudget)
+        let budget = tcpBudget
+        https = c.tlsKeys.map { HTTPSTracker(keys: $0, keyWaitNanoseconds: c.tlsKeyWaitNanoseconds, budget: budget) }
         flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
                           subscribers: c.subscribers)
         reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,
@@ -90,6 +94,7 @@ final class DecodeWorker: @unchecked Sendable {
         counters.quic = quic.counters
         counters.tls = tls.counters
         counters.http = http.counters
+        if let https { counters.https = https.counters }
         counters.reassembly = reassembler.stats
         progress.store(counters.packets, ordering: .relaxed)
         // Pairs with the sink's acquiring load: every record this worker produced is published.
@@ -178,6 +183,10 @@ final class DecodeWorker: @unchecked Sendable {
             http.handle(&marks.http, entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn,
                         payload: payload, cut: cut, packet: packet, ts: ts) { self.publishEvent($0) }
         }
+        if let https, marks.https > 0 || (marks.https == 0 && fromClient && HTTPSTracker.mightStart(payload)) {
+            https.handle(&marks.https, entry: entry, fromClient: fromClient, seq: packet.tcpSequence, syn: syn,
+                         payload: payload, packet: packet, ts: ts) { self.publishEvent($0) }
+        }
         if fromClient, TLSTracker.wants(marks.tls, payload, handshake: entry.hasClientISN),
            let event = tls.handle(&marks.tls, seq: packet.tcpSequence, syn: syn, payload: payload, packet: packet,
                                   entry: entry, ts: ts)
@@ -193,7 +202,7 @@ final class DecodeWorker: @unchecked Sendable {
     private func closing(slot: Int32, ts: UInt64) {
         let entry = flows.entry(slot)
         var marks = entry.handles
-        guard marks.http > 0 || marks.tls > 0, entry.reset || (entry.finFromClient && entry.finFromServer) else { return }
+        guard marks.http > 0 || marks.tls > 0 || marks.https > 0, entry.reset || (entry.finFromClient && entry.finFromServer) else { return }
         if marks.http > 0 {
             http.ended(marks.http, ts: ts) { self.publishEvent($0) }
             marks.http = ApplicationHandles.done
@@ -201,6 +210,10 @@ final class DecodeWorker: @unchecked Sendable {
         if marks.tls > 0 {
             tls.ended(marks.tls)
             marks.tls = ApplicationHandles.done
+        }
+        if marks.https > 0, let https {
+            https.ended(marks.https, ts: ts) { self.publishEvent($0) }
+            marks.https = ApplicationHandles.done
         }
         flows.setHandles(slot, marks)
     }
@@ -245,6 +258,7 @@ final class DecodeWorker: @unchecked Sendable {
     private func emit(_ e: borrowing FlowEntry, _ reason: FlowEndReason) {
         tls.ended(e.handles.tls)
         if e.handles.http > 0 { http.ended(e.handles.http, ts: e.lastSeenNanoseconds) { self.publishEvent($0) } }
+        if e.handles.https > 0, let https { https.ended(e.handles.https, ts: e.lastSeenNanoseconds) { self.publishEvent($0) } }
         var record = FlowRecord(e, reason: reason)
         var backoff = Backoff()
         while true {

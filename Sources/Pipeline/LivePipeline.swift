@@ -235,6 +235,7 @@ public final class LivePipeline: @unchecked Sendable {
         var s = PipelineSummary()
         s.files = []
         s.workers = workers.first?.count ?? 1
+        s.tlsKeys = configuration.tlsKeys?.counters
         for w in workers.joined() { s.counters.merge(w.counters) }
         s.ringFullEvents = sources.reduce(0) { $0 + $1.dispatcher.ringFullEvents }
         s.ringFullDrops = sources.reduce(0) { $0 + $1.dispatcher.ringFullDrops }

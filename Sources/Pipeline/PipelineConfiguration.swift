@@ -1,3 +1,4 @@
+import Extract
 import Flows
 
 /// How a pipeline is sized and tuned. Defaults suit a 2-core machine replaying files.
@@ -31,6 +32,11 @@ public struct PipelineConfiguration: Sendable {
     public var cpus: [Int]? = nil
     /// When a ring is full: files wait (lossless); live capture drops and counts.
     public var onFullRing: FullRingPolicy = .wait
+    /// TLS secrets (`--tls-keylog`, `POST /v1/tls-keys`): when set, the workers read HTTP inside TLS connections
+    /// whose secrets arrive here. nil: TLS connections give their server names only, at no cost.
+    public var tlsKeys: TLSKeyStore? = nil
+    /// How long a TLS connection's records wait for its secrets before it is read for its server name only.
+    public var tlsKeyWaitNanoseconds: UInt64 = 5_000_000_000
 
     public enum FullRingPolicy: Sendable { case wait, drop }
 

@@ -57,6 +57,7 @@ public struct WorkerCounters: Sendable {
     public var eventsDropped: UInt64 = 0
     public var quic = QUICCounters()
     public var tls = TLSCounters()
+    public var https = HTTPSCounters()
     public var http = HTTPCounters()
     public var firstTimestamp: UInt64 = .max
     public var lastTimestamp: UInt64 = 0
@@ -84,6 +85,7 @@ public struct WorkerCounters: Sendable {
         events += o.events; eventsDropped += o.eventsDropped
         quic.merge(o.quic)
         tls.merge(o.tls)
+        https.merge(o.https)
         http.merge(o.http)
         firstTimestamp = min(firstTimestamp, o.firstTimestamp)
         lastTimestamp = max(lastTimestamp, o.lastTimestamp)

@@ -30,6 +30,8 @@ public struct PipelineSummary: Sendable {
     public var deviceTotals: [IPAddress: DeviceTotals] = [:]
     public var wallNanoseconds: UInt64 = 0
     public var workers = 1
+    /// The key store's counters when HTTPS was read (`PipelineConfiguration.tlsKeys`); nil when not.
+    public var tlsKeys: TLSKeyStore.Counters?
     /// Frame slots that never came back to the pool (a leak: must be 0).
     public var framesNotReturned = 0
     /// Per-file read errors (the run goes on with the next file).
@@ -142,6 +144,7 @@ public final class ReplayPipeline {
         var s = PipelineSummary()
         s.files = files
         s.workers = c.workers
+        s.tlsKeys = c.tlsKeys?.counters
         for w in workers { s.counters.merge(w.counters) }
         s.framesTooLarge = source.framesTooLarge
         s.counters.errors[Int(DecodeError.frameTooLarge.rawValue)] += source.framesTooLarge

@@ -104,6 +104,7 @@ struct CaptureCommand: AsyncParsableCommand {
 
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
+    @OptionGroup(title: "HTTPS") var tls: TLSOptions
     @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
     @OptionGroup(title: "Control plane") var control: ControlPlaneOptions
     @OptionGroup var global: GlobalOptions
@@ -170,13 +171,14 @@ struct CaptureCommand: AsyncParsableCommand {
     func run() async throws {
         let log = global.bootstrap()
         XDPPrograms.setLibbpfMessages(enabled: global.logLevel <= .debug)
-        let configuration = try pipeline.makeConfiguration()
+        var configuration = try pipeline.makeConfiguration()
+        let keys = try tls.make(&configuration, log: log)
         let live = try makeLive()
         let writer = try eventOptions.makeWriter()
         // Live: the journal never holds the pipeline back; what it cannot take is dropped and counted.
         let journal = try journalOptions.openSession(dropWhenFull: true, log: log)
         let plane: (ControlPlane, any Service)?
-        do { plane = try control.make(journal: journal, log: log) } catch {
+        do { plane = try control.make(journal: journal, tlsKeys: keys?.0, log: log) } catch {
             _ = journal?.finish()
             throw error
         }
@@ -197,6 +199,7 @@ struct CaptureCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
+        if let follower = keys?.1 { services.append(.init(service: follower)) }
         if let (controlPlane, server) = plane, let journal {
             controlPlane.metrics.setProvider { captureSamples(capture.statistics()) + journalSamples(journal) }
             services.append(.init(service: server))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import Extract
 import Journal
 import Logging
 import Migration
@@ -91,7 +92,7 @@ struct ControlPlaneOptions: ParsableArguments {
     }
 
     /// The control plane and its server, or nil without --serve.
-    func make(journal: JournalSession?, log: Logger) throws -> (ControlPlane, any Service)? {
+    func make(journal: JournalSession?, tlsKeys: TLSKeyStore? = nil, log: Logger) throws -> (ControlPlane, any Service)? {
         guard let serve, let (host, port) = parseListenAddress(serve) else { return nil }
         guard let journal else {
             log.error("--serve needs --journal DIR: the control plane answers from the state store built from the journal")
@@ -123,6 +124,7 @@ struct ControlPlaneOptions: ParsableArguments {
         c.maxDeadlineSeconds = maxMigrationDeadline
         c.maxMigrationsInFlight = maxMigrations
         c.agents = agents
+        c.tlsKeys = tlsKeys
         c.planner = Planner(rules: edgeConfig.policies ?? [],
                             limits: PlanLimits(maxLinks: prefetchMaxLinks, maxBytes: parseBytes(prefetchMaxBytes)!))
         c.maxBodyBytes = parseBytes(maxRequestBytes)!

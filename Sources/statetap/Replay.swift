@@ -36,6 +36,7 @@ struct Replay: AsyncParsableCommand {
 
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var eventOptions: EventOptions
+    @OptionGroup(title: "HTTPS") var tls: TLSOptions
     @OptionGroup(title: "Journal") var journalOptions: JournalCLIOptions
     @OptionGroup(title: "Control plane") var control: ControlPlaneOptions
     @OptionGroup var global: GlobalOptions
@@ -49,18 +50,19 @@ struct Replay: AsyncParsableCommand {
 
     func run() async throws {
         let log = global.bootstrap()
-        let configuration = try pipeline.makeConfiguration()
+        var configuration = try pipeline.makeConfiguration()
+        let keys = try tls.make(&configuration, log: log)
         let writer = try eventOptions.makeWriter()
         // A file is replayed without loss: when the journal falls behind, the sink waits for it.
         let journal = try journalOptions.openSession(dropWhenFull: false, log: log)
         let plane: (ControlPlane, any Service)?
-        do { plane = try control.make(journal: journal, log: log) } catch {
+        do { plane = try control.make(journal: journal, tlsKeys: keys?.0, log: log) } catch {
             _ = journal?.finish()
             throw error
         }
-        let files = files, progressInterval = progressInterval
+        let files = files, progressInterval = progressInterval, pipelineConfiguration = configuration
         let replay = { @Sendable () throws -> PipelineSummary in
-            try runReplay(files: files, configuration: configuration, progressInterval: progressInterval,
+            try runReplay(files: files, configuration: pipelineConfiguration, progressInterval: progressInterval,
                           log: log, onEvent: eventSink(writer, journal))
         }
         let summary: PipelineSummary
@@ -68,7 +70,7 @@ struct Replay: AsyncParsableCommand {
             controlPlane.metrics.setProvider { journalSamples(journal) }
             let done = ReplayAndServe(replay: replay, log: log)
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: server), .init(service: done)],
+                services: [.init(service: server), .init(service: done)] + (keys?.1.map { [.init(service: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
             do {
                 try await group.run()

@@ -80,6 +80,27 @@ enum SummaryFormatter {
                 ("starttls_restarts", c.tls.restarted), ("memcap_skips", c.tls.memcapSkips),
                 ("overlap_conflicts", c.tls.overlapConflicts), ("table_full", c.tls.tableFull),
             ] as [(String, Any)]),
+        ]
+        if let k = s.tlsKeys {
+            let h = c.https
+            out.append(("https", [
+                ("connections", h.connections), ("tls13", h.tls13), ("tls12", h.tls12),
+                ("connections_decrypted", h.connectionsDecrypted), ("records", h.records),
+                ("records_decrypted", h.recordsDecrypted), ("bytes_decrypted", h.bytesDecrypted),
+                ("connections_held_for_keys", h.connectionsHeld), ("keys_late", h.keysLate),
+                ("keys_never_came", h.keysNeverCame), ("authentication_failures", h.authenticationFailures),
+                ("unsupported_suite", h.unsupportedSuite), ("not_tls", h.notTLS), ("stream_gaps", h.gaps),
+                ("held_overflow", h.heldOverflow), ("key_updates", h.keyUpdates), ("h2_connections", h.h2Connections),
+                ("http1_connections", h.http1Connections), ("other_alpn", h.otherApplications),
+                ("requests", h.requests), ("responses", h.responses), ("lost_sync", h.lostSync),
+                ("memcap_skips", h.memcapSkips), ("table_full", h.tableFull),
+            ] as [(String, Any)]))
+            out.append(("tls_keys", [
+                ("lines_accepted", k.linesAccepted), ("lines_rejected", k.linesRejected), ("held", k.held),
+                ("removed_ended", k.removedEnded), ("evicted_full", k.evictedFull), ("evicted_age", k.evictedAge),
+            ] as [(String, Any)]))
+        }
+        out += [
             ("malformed_packets", malformed),
             ("errors", errors),
             ("notices", notices),
