@@ -100,8 +100,9 @@ public struct TLSRecordProtection: Sendable {
     /// The next record's sequence number.
     public private(set) var sequence: UInt64 = 0
 
-    /// TLS 1.3: keys from a traffic secret (handshake or application).
-    public init(tls13 suite: TLSCipherSuite, secret: [UInt8]) {
+    /// TLS 1.3: keys from a traffic secret (handshake or application); `sequence`: the next record's number.
+    public init(tls13 suite: TLSCipherSuite, secret: [UInt8], sequence: UInt64 = 0) {
+        self.sequence = sequence
         self.suite = suite
         mode = .tls13
         self.secret = secret
