@@ -8,8 +8,9 @@ set -euo pipefail
 PACKAGES=(libxdp-dev libbpf-dev liblz4-dev libpcap-dev libnghttp2-dev libnghttp3-dev clang pkg-config)
 # Live capture tests and the live demo: network namespaces and veth (iproute2), ping across the pair, setpriv
 # (dropping capabilities), ethtool (veth drop counters and offloads), nginx and curl (the real-traffic test through
-# a TAP, the migration lab's edge caches and device), jq (the lab reads the API's JSON).
-LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl jq)
+# a TAP, the migration lab's edge caches and device), jq (the lab reads the API's JSON), openssl (test certificates),
+# trafficserver (the HTTPS lab's TLS-terminating edge caches, which write their TLS key log).
+LIVE=(iproute2 iputils-ping util-linux ethtool nginx-light curl jq openssl trafficserver)
 # Tests: tshark is the reference decoder the corpus comparison checks against.
 if [[ "${1:-}" == "--test" ]]; then PACKAGES+=(tshark "${LIVE[@]}"); fi
 if [[ "${1:-}" == "--live" ]]; then PACKAGES+=("${LIVE[@]}"); fi

@@ -149,14 +149,50 @@ package final class HTTPSTracker {
         }
     }
 
-    /// The connection ended: its waiting requests go out without responses, its secrets are dropped.
+    /// The connection ended: its waiting requests go out without responses, its secrets are dropped. A connection
+    /// whose records still wait for their secrets waits on after its end (a short exchange is over before the
+    /// proxy's key log line reaches the tap): parked, looked at by `poll`, until `keyWait` has passed.
     package func ended(_ mark: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
         guard mark > 0, let c = connections[mark] else { return }
         let charged = c.buffered
-        if !c.held.isEmpty && !c.failed { retryHeld(c, ts: ts, publish: publish, final: true) }
+        if !c.held.isEmpty && !c.failed { retryHeld(c, ts: ts, publish: publish) }
+        guard connections.remove(mark) != nil else { return }
+        if !c.held.isEmpty && !c.failed && parked.count < Self.maxParked {
+            parked.append(c)  // still charged to the memcap: released when it leaves the park
+            return
+        }
+        if !c.held.isEmpty && !c.failed { fail(c, &counters.keysNeverCame, ts: ts, publish: publish) }
         flushPending(c, ts: ts, publish: publish)
-        if connections.remove(mark) != nil { budget.release(charged) }
+        budget.release(charged)
         forget(c)
+    }
+
+    /// Ended connections waiting for their secrets, at most (beyond, they are given up at once, counted as
+    /// `keysNeverCame`).
+    package static let maxParked = 4096
+    private var parked: [Connection] = []
+
+    /// Whether `poll` has anything to do (an array count: cheap enough for the worker's idle loop).
+    @inline(__always)
+    package var hasParked: Bool { !parked.isEmpty }
+
+    /// Parked connections: read the ones whose secrets have come, give up those that waited `keyWait` (`now`, the
+    /// capture clock) or all of them (`final`, the run is ending).
+    package func poll(now: UInt64, final: Bool = false, publish: (StateEvent) -> Void) {
+        guard !parked.isEmpty else { return }
+        var still: [Connection] = []
+        for c in parked {
+            let charged = c.buffered
+            retryHeld(c, ts: now, publish: publish, final: final)
+            if !c.held.isEmpty && !c.failed {
+                still.append(c)
+                continue
+            }
+            flushPending(c, ts: now, publish: publish)
+            budget.release(charged)
+            forget(c)
+        }
+        parked = still
     }
 
     package var followed: Int { connections.count }
@@ -456,7 +492,7 @@ package final class HTTPSTracker {
             }
             return
         }
-        if final || ts &- c.heldSince > keyWait {
+        if final || (ts > c.heldSince && ts &- c.heldSince > keyWait) {
             fail(c, &counters.keysNeverCame, ts: ts, publish: publish)
         }
     }

@@ -76,6 +76,7 @@ final class DecodeWorker: @unchecked Sendable {
             // Pairs with the source's releasing store after its last publish: if it says finished, every frame
             // it sent is visible, so one more empty dequeue means done.
             if sourceFinished.load(ordering: .acquiring) && input.consumerAvailableCount == 0 { break }
+            pollParked()
             backoff.wait()
         }
         finish()
@@ -88,6 +89,8 @@ final class DecodeWorker: @unchecked Sendable {
         // The sink drains until every worker has finished: the last flows wait for room instead of being dropped.
         finishing = true
         flows.flush { e, reason in self.emit(e, reason) }  // every flow ends: its trackers' state with it
+        // TLS connections still waiting for their secrets are given up: the run is over.
+        https?.poll(now: counters.lastTimestamp, final: true) { self.publishEvent($0) }
         counters.reassemblyIncompleteAtEnd = UInt64(reassembler.flush())
         counters.streamBytesPeak = tcpBudget.peak
         counters.flows = flows.stats
@@ -101,6 +104,14 @@ final class DecodeWorker: @unchecked Sendable {
         finished.store(true, ordering: .releasing)
     }
 
+    /// Ended TLS connections whose records wait for their secrets (live: the key log line may come after the
+    /// connection's end): looked at when the worker is idle and every 1024 packets, on the live clock.
+    @inline(__always)
+    func pollParked() {
+        guard let https, https.hasParked else { return }
+        https.poll(now: realtimeNanoseconds()) { self.publishEvent($0) }
+    }
+
     /// Decodes one frame and hands it back to the source.
     @inline(__always)
     func process(_ frame: consuming Frame) {
@@ -108,6 +119,7 @@ final class DecodeWorker: @unchecked Sendable {
         let ts = frame.timestampNanoseconds
         let frameLength = frame.originalLength
         counters.packets &+= 1
+        if counters.packets & 1023 == 0 { pollParked() }
         counters.bytes &+= UInt64(frameLength)
         if ts < counters.firstTimestamp { counters.firstTimestamp = ts }
         if ts > counters.lastTimestamp { counters.lastTimestamp = ts }
