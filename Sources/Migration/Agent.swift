@@ -43,6 +43,8 @@ public final class Agent: Sendable {
     public let metrics: ServiceMetrics
     private let journal: JournalWriter?
     private let client: HTTPClient
+    /// HTTPS links: through the cache's TLS port; nil: HTTPS links fail (counted), HTTP ones go on.
+    private let tlsClients: CacheTLSClients?
     private let log: Logger
     private let transfers = Mutex<[String: Entry]>([:])
     /// Migrations cancelled before their plan arrived (a DELETE can overtake the PUT): a later PUT starts nothing.
@@ -55,8 +57,10 @@ public final class Agent: Sendable {
     }
 
     public init(configuration: AgentConfiguration, journal: JournalWriter?, metrics: ServiceMetrics = ServiceMetrics(),
-                client: HTTPClient = .shared, log: Logger = Logger(label: "statetap.agent"))
+                client: HTTPClient = .shared, tlsClients: CacheTLSClients? = nil,
+                log: Logger = Logger(label: "statetap.agent"))
     {
+        self.tlsClients = tlsClients
         self.configuration = configuration
         self.journal = journal
         self.metrics = metrics
@@ -230,7 +234,17 @@ public final class Agent: Sendable {
     private func fetch(_ item: Item, id: String) async -> Outcome {
         switch item {
         case .link(let link):
-            var r = HTTPClientRequest(url: configuration.cacheURL + link.path)
+            var r: HTTPClientRequest
+            var client = self.client
+            if link.url.hasPrefix("https://") {
+                // Through the cache's TLS port, with the link's server name (see CacheTLSClients).
+                guard let tlsClients else { return .failed("an HTTPS link, and the agent has no --cache-https") }
+                let (url, c) = tlsClients.request(host: link.host, path: link.path)
+                r = HTTPClientRequest(url: url)
+                client = c
+            } else {
+                r = HTTPClientRequest(url: configuration.cacheURL + link.path)
+            }
             r.headers.add(name: "Host", value: link.host)
             r.headers.add(name: "User-Agent", value: "statetap-agent (prefetch)")
             r.headers.add(name: "X-Statetap-Migration", value: id)

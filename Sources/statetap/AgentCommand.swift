@@ -43,6 +43,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Also trust the CA certificates in this PEM file (the cache or the control plane over HTTPS).")
     var caFile: String?
 
+    @Option(help: ArgumentHelp("The local edge cache's TLS address, e.g. https://127.0.0.1:443: HTTPS links are fetched through it, with the link's server name (SNI) and Host.", valueName: "url"))
+    var cacheHttps: String?
+
+    @Option(help: "Trust the CA certificates in this PEM file for --cache-https (default: the system's, and --ca-file's).")
+    var cacheCaFile: String?
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -54,6 +60,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         if !(1...1024).contains(concurrency) { throw ValidationError("--concurrency must be 1-1024") }
         if fetchTimeout < 1 { throw ValidationError("--fetch-timeout must be >= 1 second") }
+        if let cacheHttps, URLParts(cacheHttps).scheme != "https" || URLParts(cacheHttps).problem != nil {
+            throw ValidationError("--cache-https takes https://HOST[:PORT], got '\(cacheHttps)'")
+        }
+        if cacheCaFile != nil && cacheHttps == nil { throw ValidationError("--cache-ca-file needs --cache-https") }
         if parseBytes(maxRequestBytes) == nil { throw ValidationError("--max-request-bytes: '\(maxRequestBytes)' is not a size like 16M") }
     }
 
@@ -80,7 +90,17 @@ struct AgentCommand: AsyncParsableCommand {
             log.error("--ca-file \(caFile ?? ""): \(error)")
             throw ExitCode(64)
         }
-        let agent = Agent(configuration: c, journal: writer, client: client, log: Logger(label: "statetap.agent"))
+        var tlsClients: CacheTLSClients?
+        if let cacheHttps {
+            do {
+                tlsClients = try CacheTLSClients(cacheURL: cacheHttps, caFile: cacheCaFile ?? caFile, connectionsPerHost: concurrency)
+            } catch {
+                log.error("--cache-https \(cacheHttps) / --cache-ca-file \(cacheCaFile ?? caFile ?? "-"): \(error)")
+                throw ExitCode(64)
+            }
+        }
+        let agent = Agent(configuration: c, journal: writer, client: client, tlsClients: tlsClients,
+                          log: Logger(label: "statetap.agent"))
         do {
             let resumed = try agent.resume(directory: journal)
             if resumed > 0 { log.notice("resumed \(resumed) unfinished transfer(s) from the journal") }
@@ -105,6 +125,7 @@ struct AgentCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(services: [.init(service: server)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
+        await tlsClients?.shutdown()
         log.info("agent stopped")
     }
 }
