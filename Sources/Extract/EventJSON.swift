@@ -64,8 +64,8 @@ extension StateEvent {
                 }
                 if let v = value(.proxy) { out.appendField("proxy", v) }
                 // Read from inside TLS (HTTPS): the transport and the connection's ALPN.
-                if let v = value(.transport) { out.appendField("transport", v) }
-                if let v = value(.alpn) { out.appendField("alpn", v) }
+                if let v = value(.transport), !v.isEmpty { out.appendField("transport", v) }
+                if let v = value(.alpn) { out.appendField("alpn", v) }  // the connection's one protocol (the last set)
             }
             if kind == .serverName {
                 out.appendField("transport", value(.transport) ?? UnsafeRawBufferPointer(start: nil, count: 0))

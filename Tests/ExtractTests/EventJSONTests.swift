@@ -62,6 +62,9 @@ private func referenceJSONLine(_ e: StateEvent) -> String {
         }
         if let cacheable = e.cacheable { out += ",\"cacheable\":\(cacheable)" }
         if let proxy = e.proxy { out += ",\"proxy\":\(quote(proxy))" }
+        // HTTPS (issue 20): read inside TLS; the connection's ALPN.
+        if !e.transport.isEmpty { out += ",\"transport\":\(quote(e.transport))" }
+        if let alpn = e.alpn.last { out += ",\"alpn\":\(quote(alpn))" }
     }
     if e.kind == .serverName {
         out += ",\"transport\":\(quote(e.transport))"

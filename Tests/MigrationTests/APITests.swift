@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Extract
 import Journal
 import NIOCore
 import Testing
@@ -138,6 +139,50 @@ struct APITests {
             #expect(del.status == .noContent)
             #expect(cp.edgeConfiguration.cells["cell-c"] == nil, "an edge's cells go with it")
         }
+    }
+
+    @Test("POST /v1/tls-keys: lines taken into the key store; bad lines named, never echoed; off without a store")
+    func tlsKeys() async throws {
+        let random = String(repeating: "ab", count: 32), secret = String(repeating: "5c", count: 32)
+        let (_, off) = controlPlaneApp()
+        try await off.test(.router) { client in
+            let r = try await client.execute(uri: "/v1/tls-keys", method: .post, headers: auth(),
+                                             body: ByteBuffer(string: "CLIENT_TRAFFIC_SECRET_0 \(random) \(secret)\n"))
+            #expect(r.status == .notFound)
+            #expect(errorMessage(r.body).contains("--tls-keylog"))
+        }
+        var c = controlPlaneConfiguration()
+        c.maxBodyBytes = 4096
+        let store = TLSKeyStore(clock: { 0 })
+        c.tlsKeys = store
+        let cp = makeControlPlane(agent: "http://127.0.0.1:9", configuration: c)
+        let app = Application(router: cp.router(), logger: quietLogger("test.app"))
+        try await app.test(.router) { client in
+            let ok = try await client.execute(uri: "/v1/tls-keys", method: .post, headers: auth(), body: ByteBuffer(string: """
+                # edge-a
+                CLIENT_TRAFFIC_SECRET_0 \(random) \(secret)
+                SERVER_TRAFFIC_SECRET_0 \(random) \(secret)
+                SERVER_TRAFFIC_SECRET_0 \(random) 12\(secret)
+                """))
+            #expect(ok.status == .ok)
+            let body = ok.body.text
+            #expect(body.contains(#""accepted":2"#) && body.contains(#""rejected":1"#) && body.contains(#""ignored":1"#))
+            #expect(body.contains("line 4"))
+            #expect(!body.contains(secret))
+            #expect(store.secrets(clientRandom: Array(repeating: 0xab, count: 32))?.serverTraffic == Array(repeating: 0x5c, count: 32))
+            let bad = try await client.execute(uri: "/v1/tls-keys", method: .post, headers: auth(),
+                                               body: ByteBuffer(string: "hello \(secret)"))
+            #expect(bad.status == .badRequest)
+            #expect(errorMessage(bad.body).contains("no key-log line accepted: line 1"))
+            #expect(!errorMessage(bad.body).contains(secret))
+            let big = try await client.execute(uri: "/v1/tls-keys", method: .post, headers: auth(),
+                                               body: ByteBuffer(string: String(repeating: "# x\n", count: 2000)))
+            #expect(big.status == .contentTooLarge)
+            let unauthenticated = try await client.execute(uri: "/v1/tls-keys", method: .post,
+                                                           body: ByteBuffer(string: "CLIENT_TRAFFIC_SECRET_0 \(random) \(secret)"))
+            #expect(unauthenticated.status == .unauthorized)
+        }
+        #expect(store.counters.linesAccepted == 2)
     }
 
     @Test("bad device addresses: 400")
