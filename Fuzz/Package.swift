@@ -39,6 +39,11 @@ let package = Package(
             .product(name: "StatetapExtract", package: "statetap"),
             .product(name: "StatetapFlows", package: "statetap"),
         ]),
+        // HTTPS: the HTTP/2 frame reader and libnghttp2's HPACK, TLS record opening, key-log lines.
+        .executableTarget(name: "HTTP2Fuzzer", dependencies: [
+            "FuzzSupport",
+            .product(name: "StatetapExtract", package: "statetap"),
+        ]),
         .executableTarget(name: "APIFuzzer", dependencies: [
             "FuzzSupport",
             .product(name: "StatetapMigrationAPI", package: "statetap"),

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HARNESSES=(decode http tls quic api)
-declare -A BINARY=([decode]=DecodeFuzzer [http]=HTTPFuzzer [tls]=TLSFuzzer [quic]=QUICFuzzer [api]=APIFuzzer)
+HARNESSES=(decode http tls quic api http2)
+declare -A BINARY=([decode]=DecodeFuzzer [http]=HTTPFuzzer [tls]=TLSFuzzer [quic]=QUICFuzzer [api]=APIFuzzer [http2]=HTTP2Fuzzer)
 
 usage() {
   cat <<EOF
@@ -18,6 +18,7 @@ Fuzzes statetap's parsers with libFuzzer: ${HARNESSES[*]}.
   tls     ClientHelloParser, TLSClientHelloCollector, StreamReassembler against a model (Extract, Flows)
   quic    QUICInitialParser on raw datagrams and on Initials it protects itself; CRYPTO frames, ClientHello
   api     the control plane's request bodies: duplicate keys, JSON decoding, RFC 3339, addresses, URLs, names
+  http2   HTTP/2 frames and libnghttp2 HPACK (segment cuts), TLS record opening, key-log lines (Extract)
 
   --seconds N      fuzzing time per harness (default 60); the build comes on top
   --only NAMES     only these harnesses (comma-separated)

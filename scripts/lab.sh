@@ -7,20 +7,28 @@
 #   STATETAP_BIN=PATH       the statetap binary (default: build this package's release product)
 #   LAB_XDP_MODE=native|skb the capture's XDP mode (default native)
 #   LAB_ALLOW_NO_AGENT=1    succeed even when this statetap has no agent/control plane (the migration half skipped)
-#   LAB_KEEP=1              keep the work folder (logs, access logs, events, journal) and print where it is
+#   LAB_KEEP=1              keep the work folder (logs, access logs, events, journal, key logs) and print where it is
+#   LAB_HTTPS=0             skip the HTTPS round (no traffic server, no key log): the plaintext run alone
 #
 # What it builds, in network namespaces (addresses 10.77.x.y):
 #
-#   stlab-dev: device 10.77.0.2 on each of its links       edge namespaces: nginx proxy_cache     stlab-origin
-#     to-a ──── to-dev  stlab-edge-a 10.77.1.1   to-origin 10.77.11.1 ── to-edge-a 10.77.11.2  nginx
+#   stlab-dev: device 10.77.0.2 on each of its links       edge namespaces: nginx proxy_cache :80 and   stlab-origin
+#                                                          Apache Traffic Server :443 (TLS, h2/http1.1, cache)
+#     to-a ──── to-dev  stlab-edge-a 10.77.1.1   to-origin 10.77.11.1 ── to-edge-a 10.77.11.2  nginx :80
 #     to-b ──── to-dev  stlab-edge-b 10.77.2.1   to-origin 10.77.12.1 ── to-edge-b 10.77.12.2
 #     to-c ──── to-dev  stlab-edge-c 10.77.3.1   to-origin 10.77.13.1 ── to-edge-c 10.77.13.2
-#     tap-out ─ tap-in  stlab-tap: statetap capture (AF_XDP), control plane on 10.77.9.1:8080
+#     tap-out ─ tap-in  stlab-tap: statetap capture (AF_XDP, edge A's TLS key log), control plane on 10.77.9.1:8080
 #                       mgmt-b 10.77.9.1 ── mgmt 10.77.9.2 in stlab-edge-b: statetap agent on :9090
 #
 # The device keeps its address across links, as a UE does across a handover. The TAP: both directions of to-a and
 # to-b (the device–edge links of the tapped cells) are copied by tc mirred into tap-out, whose peer statetap
-# captures. Edge C is the control: same cache, same origin, never signalled, and not tapped.
+# captures. Edge C is the control: same caches, same origin, never signalled, and not tapped.
+#
+# HTTPS: each edge also runs a traffic server (scripts/lib/ats.sh) on its address, port 443, caching from the same
+# origin (over plain HTTP), with a certificate for the site signed by one CA shared by the three edges (the
+# device's and the agent's --cacert). Each writes its own TLS key log ($WORK/edge-X-tls-keys.log); statetap
+# follows edge A's only (--tls-keylog), as an operator would ship it: never the device's. The agent fetches HTTPS
+# links through B's traffic server (--cache-https, --cache-ca-file), with the link's server name.
 #
 # The run: the device browses ~35 objects through edge A (30 cacheable, of varied sizes, some with ETag and
 # Last-Modified, some with neither; 5 no-store or private). statetap must see every request. Then a MEC 012
@@ -29,14 +37,25 @@
 # Printed side by side: HIT ratio at B (migrated) and at C (not migrated), signal-to-ready time, what was
 # prefetched, and whether any uncacheable object was fetched by the agent (B's and the origin's access logs).
 # A second visit through C must hit (C's cache works, so C's cold figure means something).
+# The HTTPS round: right after its plaintext visit through A, still before the signal, the device browses copies
+# of the same objects (under /tls/) over HTTPS through A's traffic server (curl --http2 for three pages of nine,
+# --http1.1 for one), so one migration plans both kinds of links; after ready, it repeats them through B's and
+# (twice) C's traffic server. HIT is ATS's X-Cache: hit-fresh (anything else is not). Printed side by side for
+# HTTP/1.1 (plaintext) and HTTPS: links learned, HIT ratio at B with migration, at C without. (statetap's own
+# prefetch figures, `prefetched (statetap)` and the JSON's `prefetch.objects` etc., are then the one migration's:
+# HTTP and HTTPS links together; the edge logs' figures are per protocol.)
 # It fails (non-zero, with the reason) unless: statetap saw every request and lost no frame, HIT ratio with
-# migration >= 95%, without <= 10%, no uncacheable object fetched by the agent; and, unless LAB_ALLOW_NO_AGENT=1,
-# when the migration half could not run. The last line of standard output is the figures as one JSON object.
-# Needs: iproute2, tc, ethtool, nginx (Debian nginx-light), curl, jq.
+# migration >= 95%, without <= 10%, no uncacheable object fetched by the agent or answered from a cache; the same
+# for the HTTPS round (every HTTPS request seen through A as an https:// web link, per ALPN); and, unless
+# LAB_ALLOW_NO_AGENT=1, when the migration half could not run. The last line of standard output is the figures as
+# one JSON object (its `https` key: the HTTPS round's, null with LAB_HTTPS=0).
+# Needs: iproute2, tc, ethtool, nginx (Debian nginx-light), curl, jq; for HTTPS trafficserver and openssl.
 set -Eeuo pipefail
 CALLER_PWD=$PWD
 cd "$(dirname "$0")/.."
 LAB_DIR="$PWD/scripts/lab"
+# shellcheck source-path=SCRIPTDIR source=lib/ats.sh
+source "$PWD/scripts/lib/ats.sh"           # ats_render, ats_start, ats_stop: the edges' HTTPS caches
 STATE_FILE="/run/statetap-lab.work"       # where `down` finds the work folder of a run that did not clean up
 
 DEV_IP=10.77.0.2
@@ -48,6 +67,7 @@ CP_ADDR=10.77.9.1:8080
 AGENT_B=10.77.9.2:9090
 AGENT_A=10.77.9.3:9090            # named in the edges file; A runs no agent in this lab (it is never a destination)
 HOST=www.lab.example              # the site the device browses; curl --resolve points it at the current edge
+TLS_PORT=443                      # the edges' traffic servers (HTTPS), on each edge's address
 NS_DEV=stlab-dev NS_TAP=stlab-tap NS_ORIGIN=stlab-origin
 ns_edge() { echo "stlab-edge-$1"; }
 
@@ -111,13 +131,14 @@ on_exit() {
   trap - EXIT INT TERM ERR
   if (( status != 0 )) && [[ -n "${WORK:-}" && -d "$WORK" ]]; then
     echo "-- logs of the failed run" >&2
-    for f in "$WORK"/capture.log "$WORK"/agent.log "$WORK"/*/error.log; do
+    for f in "$WORK"/capture.log "$WORK"/agent.log "$WORK"/*/error.log "$WORK"/ats-*/log/error.log; do
       [[ -s "$f" ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
     done
   fi
   stop_pid "${CAPTURE:-}" INT 10
   stop_pid "${AGENT:-}" INT 5
   for pid in "${NGINX_PIDS[@]}"; do stop_pid "$pid" TERM 3; done
+  local dir; for dir in "${ATS_DIRS[@]}"; do ats_stop "$dir" || true; done
   if [[ "${LAB_KEEP:-0}" == 1 && -n "${WORK:-}" ]]; then
     rm -f "$STATE_FILE"; echo "work folder kept: $WORK" >&2
   fi
@@ -210,7 +231,18 @@ make_objects() {
   for i in 0 1; do head -c 4000 /dev/urandom | base64 >"$www/nostore/cart-$i.json"; UNCACHEABLE+=("/nostore/cart-$i.json"); done
   for i in 0 1 2; do head -c 9000 /dev/urandom | base64 >"$www/private/profile-$i.json"; UNCACHEABLE+=("/private/profile-$i.json"); done
   OBJECTS=("${CACHEABLE[@]}" "${UNCACHEABLE[@]}")
+  # The HTTPS round's: copies under /tls/ (the origin gives them the same headers), other URLs than the plaintext
+  # round's. One protocol per page of nine (one connection each): the third page over HTTP/1.1, the others h2.
+  mkdir -p "$www/tls"; cp -a "$www"/{v,lm,nv,nostore,private} "$www/tls/"
+  TLS_CACHEABLE=() TLS_UNCACHEABLE=() TLS_OBJECTS=() TLS_H2_REQUESTS=0
+  for i in "${CACHEABLE[@]}"; do TLS_CACHEABLE+=("/tls$i"); done
+  for i in "${UNCACHEABLE[@]}"; do TLS_UNCACHEABLE+=("/tls$i"); done
+  TLS_OBJECTS=("${TLS_CACHEABLE[@]}" "${TLS_UNCACHEABLE[@]}")
+  for (( i = 0; i < ${#TLS_OBJECTS[@]}; i++ )); do [[ "$(tls_proto "$i")" == http2 ]] && TLS_H2_REQUESTS=$(( TLS_H2_REQUESTS + 1 )); done
 }
+
+# tls_proto INDEX: the curl protocol flag (without --) for the HTTPS object at INDEX: its page's.
+tls_proto() { if (( $1 / 9 == 2 )); then echo http1.1; else echo http2; fi; }
 
 start_servers() {
   start_nginx origin "$NS_ORIGIN" origin.conf.in
@@ -220,6 +252,21 @@ start_servers() {
   wait_until "origin nginx" 10 healthy "$(ns_edge a)" "${ORIGIN_IP[a]}" || die "the origin nginx did not start"
   for e in "${EDGES[@]}"; do
     wait_until "edge $e nginx" 10 healthy "$(ns_edge "$e")" "${EDGE_IP[$e]}" || die "edge $e's nginx did not start"
+  done
+  (( HTTPS )) || return 0
+  # The traffic servers: one CA for the three (the first ats_render creates it), a certificate for the site each.
+  # No health request: ats_start checks the listening socket, and the key logs hold only the device's and the
+  # agent's sessions. Each key log exists (0600) before its traffic server or statetap opens it.
+  mkdir -p "$WORK/tls-ca"
+  TLS_CA="$WORK/tls-ca/ca.pem"
+  for e in "${EDGES[@]}"; do
+    local keylog="$WORK/edge-$e-tls-keys.log"
+    (umask 077; : >>"$keylog")
+    ATS_CERT_NAMES="$HOST" ATS_CA_DIR="$WORK/tls-ca" ATS_NAME="edge-$e" \
+      ats_render "$WORK/ats-$e" "${EDGE_IP[$e]}" "$TLS_PORT" "http://${ORIGIN_IP[$e]}:80/" "$keylog" ||
+      die "cannot render edge $e's traffic server configuration"
+    ATS_DIRS+=("$WORK/ats-$e")
+    ats_start "$(ns_edge "$e")" "$WORK/ats-$e" || die "edge $e's traffic server did not start"
   done
 }
 
@@ -235,6 +282,9 @@ has_migration() {
   agent_help=$("$ST" agent --help 2>&1 || true); capture_help=$("$ST" capture --help 2>&1 || true)
   grep -q -- '--listen' <<<"$agent_help" && grep -q -- '--serve' <<<"$capture_help"
 }
+# The capture reads HTTPS from a key log; the agent fetches HTTPS links through the cache's TLS port.
+has_tls_keylog() { local h; h=$("$ST" capture --help 2>&1 || true); grep -q -- '--tls-keylog' <<<"$h"; }
+has_agent_https() { local h; h=$("$ST" agent --help 2>&1 || true); grep -q -- '--cache-https' <<<"$h"; }
 
 start_capture() {
   local args=(capture -i tap-in --xdp-mode "${LAB_XDP_MODE:-native}" --stats-interval 0 --json
@@ -242,6 +292,8 @@ start_capture() {
   if (( MIGRATION )); then
     args+=(--serve "$CP_ADDR" --token-file "$WORK/token" --edges "$WORK/edges.json")
   fi
+  # Edge A's key log, as its operator ships it (created by start_servers, before its traffic server started).
+  (( HTTPS )) && args+=(--tls-keylog "$WORK/edge-a-tls-keys.log")
   ip netns exec "$NS_TAP" "$ST" "${args[@]}" >"$WORK/summary.json" 2>"$WORK/capture.log" &
   CAPTURE=$!
   capture_ready() { kill -0 "$CAPTURE" 2>/dev/null && grep -qs "capturing on" "$WORK/capture.log"; }
@@ -254,7 +306,9 @@ start_capture() {
 
 start_agent() {
   mkdir -p "$WORK/agent-journal"
-  ip netns exec "$(ns_edge b)" "$ST" agent --listen "$AGENT_B" --cache "http://${EDGE_IP[b]}" \
+  local https_args=()
+  (( HTTPS && AGENT_HTTPS )) && https_args=(--cache-https "https://${EDGE_IP[b]}:$TLS_PORT" --cache-ca-file "$TLS_CA")
+  ip netns exec "$(ns_edge b)" "$ST" agent --listen "$AGENT_B" --cache "http://${EDGE_IP[b]}" "${https_args[@]}" \
     --journal "$WORK/agent-journal" --token-file "$WORK/token" --concurrency 8 >"$WORK/agent.out" 2>"$WORK/agent.log" &
   AGENT=$!
   agent_ready() { kill -0 "$AGENT" 2>/dev/null && grep -qs "agent listening on" "$WORK/agent.log"; }
@@ -335,6 +389,51 @@ web_links() {
     "$WORK/events.jsonl" 2>/dev/null | wc -l
 }
 
+# browse_https EDGE OUT: the HTTPS round's browse, through EDGE's traffic server, the certificate checked against
+# the lab's CA: one curl (one connection) per page of 9, over h2 or HTTP/1.1 (tls_proto). Appends
+# "PATH STATUS X-CACHE SIZE HTTP-VERSION" lines to OUT.
+browse_https() {
+  local e=$1 out=$2 i j cfg proto status size cache version
+  local curl=(ip netns exec "$NS_DEV" curl -s -m 30 --cacert "$TLS_CA" --resolve "$HOST:$TLS_PORT:${EDGE_IP[$e]}")
+  for (( i = 0; i < ${#TLS_OBJECTS[@]}; i += 9 )); do
+    proto=$(tls_proto "$i")
+    if (( HEADER_VAR )); then
+      cfg="$WORK/curl-tls-$e-$i.cfg"; : >"$cfg"
+      for (( j = i; j < i + 9 && j < ${#TLS_OBJECTS[@]}; j++ )); do
+        printf 'url = "https://%s%s"\noutput = "/dev/null"\n' "$HOST" "${TLS_OBJECTS[$j]}" >>"$cfg"
+      done
+      "${curl[@]}" "--$proto" -K "$cfg" -w '%{url_effective} %{http_code} %header{x-cache} %{size_download} %{http_version}\n' |
+        sed -E "s|^https://$HOST||; s/  / - /" >>"$out"
+    else
+      for (( j = i; j < i + 9 && j < ${#TLS_OBJECTS[@]}; j++ )); do
+        read -r status size version < <("${curl[@]}" "--$proto" -o /dev/null -D "$WORK/headers" \
+          -w '%{http_code} %{size_download} %{http_version}\n' "https://$HOST${TLS_OBJECTS[$j]}")
+        cache=$(awk 'tolower($1) == "x-cache:" { sub(/\r$/, "", $2); print $2 }' "$WORK/headers")
+        echo "${TLS_OBJECTS[$j]} $status ${cache:--} $size $version" >>"$out"
+      done
+    fi
+  done
+  local n h2; n=$(wc -l <"$out"); h2=$(awk '$5 == "2" { n++ } END { print n + 0 }' "$out")
+  (( n == ${#TLS_OBJECTS[@]} )) || die "the device got $n HTTPS answers through edge $e for ${#TLS_OBJECTS[@]} requests"
+  if awk '$2 != 200 { bad = 1 } END { exit !bad }' "$out"; then die "non-200 HTTPS answers through edge $e: $(awk '$2 != 200' "$out")"; fi
+  (( h2 == TLS_H2_REQUESTS )) || die "$h2 HTTPS answers through edge $e came over h2, $TLS_H2_REQUESTS were asked for"
+}
+
+# tls_hit_ratio FILE, tls_hit_count FILE: hit_ratio and hit_count for the HTTPS round (X-Cache hit-fresh).
+tls_hit_ratio() {
+  awk '$1 !~ /^\/tls\/(nostore|private)\// { n++; if ($3 == "hit-fresh") h++ } END { printf "%d", n ? 100 * h / n : 0 }' "$1"
+}
+tls_hit_count() { awk '$1 !~ /^\/tls\/(nostore|private)\// && $3 == "hit-fresh" { h++ } END { print h + 0 }' "$1"; }
+
+# tls_web_links SERVER [ALPN]: web_link events for the device's HTTPS requests to SERVER (https:// URLs of the
+# site, read through TLS), with that ALPN if given.
+tls_web_links() {
+  [[ -f "$WORK/events.jsonl" ]] || { echo 0; return; }
+  jq -c --arg d "$DEV_IP" --arg s "$1" --arg a "${2:-}" --arg u "https://$HOST/" '
+    select(.kind == "web_link" and .device == $d and .server == $s and .transport == "tls"
+           and ((.url // "") | startswith($u)) and ($a == "" or .alpn == $a))' "$WORK/events.jsonl" 2>/dev/null | wc -l
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # The run
 
@@ -353,11 +452,20 @@ run() {
   [[ -x "$ST" ]] || die "no statetap binary at $ST"
   HEADER_VAR=0; curl_has_header_var && HEADER_VAR=1
   MIGRATION=0; has_migration && MIGRATION=1
+  HTTPS=1 AGENT_HTTPS=0
+  [[ "${LAB_HTTPS:-1}" == 0 ]] && HTTPS=0
+  if (( HTTPS )); then
+    for tool in openssl "$ATS_BIN"; do
+      command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install trafficserver openssl; or LAB_HTTPS=0)"
+    done
+    has_tls_keylog || die "$ST has no \`capture --tls-keylog\` (LAB_HTTPS=0 runs the plaintext lab alone)"
+    has_agent_https && AGENT_HTTPS=1
+  fi
 
   down                                           # whatever an earlier run left
   WORK=$(mktemp -d /tmp/stlab.XXXXXX)
   echo "$WORK" >"$STATE_FILE"
-  NGINX_PIDS=() CAPTURE="" AGENT=""
+  NGINX_PIDS=() ATS_DIRS=() CAPTURE="" AGENT="" TLS_CA=""
   trap on_exit EXIT
   trap 'echo "FAILED: line $LINENO: $BASH_COMMAND" >&2' ERR
   trap 'echo "interrupted: cleaning up" >&2; exit 130' INT TERM
@@ -366,6 +474,7 @@ run() {
   build_network
   make_objects
   log "servers: origin nginx and three nginx edge caches (${#CACHEABLE[@]} cacheable objects, ${#UNCACHEABLE[@]} not)"
+  (( HTTPS )) && log "servers: and three traffic servers, HTTPS on :$TLS_PORT (h2, http/1.1), one CA, the same origin"
   start_servers
 
   TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
@@ -382,11 +491,21 @@ run() {
 
   log "device browses ${#OBJECTS[@]} objects through edge A"
   browse a "$WORK/via-a.txt"
-  local requests=${#OBJECTS[@]} seen_a=0 dev_links=-
+  local requests=${#OBJECTS[@]} seen_a=0 dev_links=- tls_requests=0 links_short=""
+  if (( HTTPS )); then
+    tls_requests=${#TLS_OBJECTS[@]}
+    log "device browses $tls_requests objects over HTTPS through edge A's traffic server ($TLS_H2_REQUESTS over h2, $(( tls_requests - TLS_H2_REQUESTS )) over http/1.1)"
+    browse_https a "$WORK/tls-via-a.txt"
+  fi
   if (( MIGRATION )); then
-    links_enough() { dev_links=$(device_links); (( dev_links >= ${#OBJECTS[@]} )); }
-    wait_until "statetap to hold the device's links" 15 links_enough ||
-      die "statetap holds $dev_links links for $DEV_IP, ${#OBJECTS[@]} requests were made"
+    links_enough() { dev_links=$(device_links); (( dev_links >= requests + tls_requests )); }
+    if ! wait_until "statetap to hold the device's links" 15 links_enough; then
+      # Too few plaintext links: nothing to measure. Too few HTTPS ones only: the run goes on (the HTTPS figures
+      # then show what that costs) and fails at the end.
+      (( dev_links >= requests )) || die "statetap holds $dev_links links for $DEV_IP, $(( requests + tls_requests )) requests were made"
+      links_short="statetap held $dev_links links for $DEV_IP at the signal, $(( requests + tls_requests )) requests were made ($tls_requests over HTTPS)"
+      echo "warning: $links_short; going on" >&2
+    fi
     log "statetap holds $dev_links links for the device"
   fi
 
@@ -408,6 +527,7 @@ run() {
     }
     wait_until "migration $mig_id to be ready" 60 migration_done || die "migration $mig_id is still $mig_status"
     ready_ms=$(( $(now_ms) - t0 ))
+    printf '%s\n' "$mig_json" >"$WORK/migration.json"
     [[ "$mig_status" == ready ]] || die "migration $mig_id ended $mig_status: $mig_json"
     cp_ready_ms=$(jq -r '.timings.signal_to_ready_ms // "-"' <<<"$mig_json")
     pre_objects=$(jq -r '.prefetch.objects // "-"' <<<"$mig_json")
@@ -417,18 +537,37 @@ run() {
     log "migration $mig_id ready: ${cp_ready_ms} ms by statetap, ${ready_ms} ms measured here"
   fi
 
-  local b_start; b_start=$(date +%s.%N)
+  local b_start tls_b_start=0; b_start=$(date +%s.%N)
   if (( MIGRATION )); then
     log "device moves to edge B and repeats its requests"
     browse b "$WORK/via-b.txt"
+    if (( HTTPS )); then
+      tls_b_start=$(date +%s.%N)
+      log "device repeats its HTTPS requests through edge B's traffic server"
+      browse_https b "$WORK/tls-via-b.txt"
+    fi
   fi
   log "control: the device repeats its requests through edge C (no signal)"
   browse c "$WORK/via-c.txt"
+  (( HTTPS )) && browse_https c "$WORK/tls-via-c.txt"
   log "control of the control: a second visit through C must hit (C's cache works; the uncacheable still miss)"
   browse c "$WORK/via-c2.txt"
+  (( HTTPS )) && browse_https c "$WORK/tls-via-c2.txt"
 
-  # The capture stops here: its events file and summary are complete.
+  # The capture stops here: its events file and summary are complete. The traffic servers too, once B's access
+  # log (the one read below) has the device's last visit: ATS writes it every ~1-2 s, and a SIGTERM does NOT flush
+  # it (measured: the last ~1 s of lines were lost), whatever ats.sh's comment says.
   stop_pid "$CAPTURE" INT 15; CAPTURE=""
+  if (( HTTPS )); then
+    if (( MIGRATION )); then
+      b_log_complete() { (( $(awk -v d="$DEV_IP:" 'index($3, d) == 1 { n++ } END { print n + 0 }' "$WORK/ats-b/log/access.log" 2>/dev/null || echo 0) >= tls_requests )); }
+      wait_until "edge B's traffic server access log" 10 b_log_complete || die "edge B's traffic server access log lacks the device's requests"
+    fi
+    local dir stoppers=() pid
+    for dir in "${ATS_DIRS[@]}"; do ats_stop "$dir" & stoppers+=($!); done       # the three at once (~1 s each)
+    for pid in "${stoppers[@]}"; do wait "$pid" || true; done
+    for dir in "${ATS_DIRS[@]}"; do ats_stop "$dir" || true; done                # any left: here, bounded
+  fi
   seen_a=$(web_links "${EDGE_IP[a]}:80")
   local seen_b=0; (( MIGRATION )) && seen_b=$(web_links "${EDGE_IP[b]}:80")
   # Frames the XDP program steered that statetap did not decode, and the kernel's and the pipeline's drops. (With
@@ -451,6 +590,31 @@ run() {
   uncached_hits=$(cat "$WORK"/via-*.txt | awk '$1 ~ /^\/(nostore|private)\// && $3 == "HIT"' | wc -l)
   (( MIGRATION )) && hit_b=$(hit_ratio "$WORK/via-b.txt")
 
+  # The HTTPS round's figures: the same, from the traffic servers' access logs (client:port is field 3, the bytes
+  # field 5, the client's URL field 7) and the origin's; and what the capture says of HTTPS (its `https` section).
+  local tls_seen_a=0 tls_seen_a_h2=0 tls_seen_a_h1=0 tls_seen_b=0 tls_hit_a=- tls_hit_b=- tls_hit_c=- tls_hit_c2=-
+  local tls_uncached_hits=0 tls_agent_requests=0 tls_agent_bytes=0 tls_agent_uncacheable=0 tls_origin_uncacheable=0
+  local tls_summary=null tls_keys=null tls_cacheable=${#TLS_CACHEABLE[@]}
+  if (( HTTPS )); then
+    tls_seen_a=$(tls_web_links "${EDGE_IP[a]}:$TLS_PORT")
+    tls_seen_a_h2=$(tls_web_links "${EDGE_IP[a]}:$TLS_PORT" h2)
+    tls_seen_a_h1=$(tls_web_links "${EDGE_IP[a]}:$TLS_PORT" http/1.1)
+    (( MIGRATION )) && tls_seen_b=$(tls_web_links "${EDGE_IP[b]}:$TLS_PORT")
+    tls_summary=$(tail -n1 "$WORK/summary.json" | jq -c '.https // null' 2>/dev/null || echo null)
+    tls_keys=$(tail -n1 "$WORK/summary.json" | jq -c '.tls_keys // null' 2>/dev/null || echo null)
+    tls_hit_a=$(tls_hit_ratio "$WORK/tls-via-a.txt"); tls_hit_c=$(tls_hit_ratio "$WORK/tls-via-c.txt")
+    tls_hit_c2=$(tls_hit_ratio "$WORK/tls-via-c2.txt")
+    tls_uncached_hits=$(cat "$WORK"/tls-via-*.txt | awk '$1 ~ /^\/tls\/(nostore|private)\// && $3 == "hit-fresh"' | wc -l)
+    if (( MIGRATION )); then
+      local b_log="$WORK/ats-b/log/access.log"
+      tls_hit_b=$(tls_hit_ratio "$WORK/tls-via-b.txt")
+      tls_agent_requests=$(awk -v d="$DEV_IP:" 'index($3, d) != 1 { n++ } END { print n + 0 }' "$b_log")
+      tls_agent_bytes=$(awk -v d="$DEV_IP:" 'index($3, d) != 1 { n += $5 } END { print n + 0 }' "$b_log")
+      tls_agent_uncacheable=$(awk -v d="$DEV_IP:" 'index($3, d) != 1 && $7 ~ /\/tls\/(nostore|private)\// { n++ } END { print n + 0 }' "$b_log")
+      tls_origin_uncacheable=$(awk -v b="${EDGE_UP[b]}" -v t="$tls_b_start" '$1 < t && $2 == b && $4 ~ /^\/tls\/(nostore|private)\// { n++ } END { print n + 0 }' "$WORK/origin/access.log")
+    fi
+  fi
+
   echo
   printf '%-44s %-22s %-22s\n' "" "with migration (B)" "without migration (C)"
   printf '%-44s %-22s %-22s\n' "HIT ratio on repeat, cacheable objects" \
@@ -468,6 +632,32 @@ run() {
        "it decoded $frames frames and lost $lost"
   (( MIGRATION )) || echo "MIGRATION HALF SKIPPED: $ST has no \`agent --listen\` or no \`capture --serve\` (no agent or control plane yet)"
   echo
+  if (( HTTPS )); then
+    local tls_b_cell="SKIPPED" plain_b_cell="SKIPPED"
+    row() { printf '%-44s %-26s %-30s\n' "$@"; }
+    if (( MIGRATION )); then
+      plain_b_cell="$hit_b% ($(hit_count "$WORK/via-b.txt")/$cacheable)"
+      tls_b_cell="$tls_hit_b% ($(tls_hit_count "$WORK/tls-via-b.txt")/$tls_cacheable)"
+    fi
+    row "" "HTTP/1.1 (plaintext, :80)" "HTTPS (TLS, :$TLS_PORT)"
+    row "links learned (web links seen through A)" "$seen_a/$requests" \
+      "$tls_seen_a/$tls_requests ($tls_seen_a_h2 h2, $tls_seen_a_h1 http/1.1)"
+    row "HIT ratio at B, with migration" "$plain_b_cell" "$tls_b_cell"
+    row "HIT ratio at C, without migration" "$hit_c% ($(hit_count "$WORK/via-c.txt")/$cacheable)" \
+      "$tls_hit_c% ($(tls_hit_count "$WORK/tls-via-c.txt")/$tls_cacheable)"
+    row "first visit A (cold) / second visit C" "$hit_a% / $hit_c2%" "$tls_hit_a% / $tls_hit_c2%"
+    row "prefetched (edge B's log): requests, bytes" "$agent_requests, $agent_bytes" "$tls_agent_requests, $tls_agent_bytes"
+    row "uncacheable fetched by agent (B / origin)" "$agent_uncacheable / $origin_uncacheable" \
+      "$tls_agent_uncacheable / $tls_origin_uncacheable"
+    row "uncacheable answers from a cache" "$uncached_hits" "$tls_uncached_hits"
+    (( MIGRATION )) && echo "the migration's prefetch (statetap, HTTP and HTTPS together): $(jq -r '.prefetch |
+      "\(.total // "?") planned, \(.objects // "?") fetched (200), \(.not_modified // "?") conditional (304), \(.failed // "?") failed, \(.hosts_connected // "?") host(s) pre-connected"' <<<"$mig_json" 2>/dev/null || echo "?")"
+    echo "statetap's HTTPS (edge A's key log only): $(jq -r 'if . == null then "no https section in the summary" else
+      "\(.connections // "?") TLS connections, \(.connections_decrypted // "?") decrypted, \(.keys_never_came // "?") whose keys never came, \(.authentication_failures // "?") authentication failures, \(.held_overflow // "?") over the hold limit before their keys, \(.keys_late // "?") keys late but in time; \(.requests // "?") requests, \(.responses // "?") responses" end' <<<"$tls_summary");" \
+         "https web links through B: $tls_seen_b (B's key log is not shipped)"
+    (( MIGRATION && ! AGENT_HTTPS )) && echo "HTTPS PREFETCH NOT POSSIBLE: $ST has no \`agent --cache-https\`"
+    echo
+  fi
 
   local problems=()
   (( seen_a == requests )) || problems+=("statetap saw $seen_a web links through A for $requests requests")
@@ -484,11 +674,51 @@ run() {
   elif [[ "${LAB_ALLOW_NO_AGENT:-0}" != 1 ]]; then
     problems+=("the migration half was skipped (set LAB_ALLOW_NO_AGENT=1 to accept that)")
   fi
+  if (( HTTPS )); then
+    [[ -z "$links_short" ]] || problems+=("$links_short")
+    (( tls_seen_a == tls_requests )) || problems+=("statetap saw $tls_seen_a HTTPS web links through A for $tls_requests requests")
+    (( tls_seen_a_h2 == TLS_H2_REQUESTS && tls_seen_a_h1 == tls_requests - TLS_H2_REQUESTS )) ||
+      problems+=("statetap saw $tls_seen_a_h2 h2 and $tls_seen_a_h1 http/1.1 HTTPS links through A for $TLS_H2_REQUESTS and $(( tls_requests - TLS_H2_REQUESTS )) requests")
+    (( tls_hit_a == 0 )) || problems+=("edge A's traffic server was not cold ($tls_hit_a% HIT on the first HTTPS visit)")
+    (( tls_hit_c2 == 100 )) || problems+=("edge C's traffic server cache does not work: $tls_hit_c2% HIT on a second HTTPS visit")
+    (( tls_uncached_hits == 0 )) || problems+=("$tls_uncached_hits uncacheable HTTPS answers came from a cache")
+    (( tls_hit_c <= MAX_HIT_BASELINE )) || problems+=("HTTPS HIT ratio without migration is $tls_hit_c% (> $MAX_HIT_BASELINE%)")
+    if (( MIGRATION )); then
+      (( AGENT_HTTPS )) || problems+=("the agent has no --cache-https: HTTPS links cannot be prefetched")
+      (( tls_hit_b >= MIN_HIT_MIGRATED )) || problems+=("HTTPS HIT ratio at B with migration is $tls_hit_b% (< $MIN_HIT_MIGRATED%)")
+      (( tls_agent_uncacheable == 0 && tls_origin_uncacheable == 0 )) ||
+        problems+=("uncacheable HTTPS objects fetched before the device: $tls_agent_uncacheable at B, $tls_origin_uncacheable at the origin")
+    fi
+  fi
 
   if (( ${#problems[@]} )); then
     for p in "${problems[@]}"; do echo "FAILED: $p" >&2; done
   else
-    echo "OK: statetap saw every request$( (( MIGRATION )) && echo ", B was ready before the device arrived") and the figures are within bounds"
+    echo "OK: statetap saw every request$( (( HTTPS )) && echo " (HTTPS too)")$( (( MIGRATION )) && echo ", B was ready before the device arrived") and the figures are within bounds"
+  fi
+  local https_json=null
+  if (( HTTPS )); then
+    https_json=$(jq -cn --argjson requests "$tls_requests" --argjson h2 "$TLS_H2_REQUESTS" \
+      --argjson cacheable "$tls_cacheable" --argjson uncacheable "${#TLS_UNCACHEABLE[@]}" \
+      --argjson seen_a "$tls_seen_a" --argjson seen_a_h2 "$tls_seen_a_h2" --argjson seen_a_h1 "$tls_seen_a_h1" \
+      --argjson seen_b "$tls_seen_b" --arg hit_a "$tls_hit_a" --arg hit_b "$tls_hit_b" --arg hit_c "$tls_hit_c" \
+      --arg hit_c2 "$tls_hit_c2" --argjson uncached_hits "$tls_uncached_hits" \
+      --argjson agent_requests "$tls_agent_requests" --argjson agent_bytes "$tls_agent_bytes" \
+      --argjson agent_uncacheable "$tls_agent_uncacheable" --argjson origin_uncacheable "$tls_origin_uncacheable" \
+      --argjson agent_https "$( ((AGENT_HTTPS)) && echo true || echo false)" \
+      --argjson summary "$tls_summary" --argjson keys "$tls_keys" \
+      --argjson mig "$(jq -c '.prefetch // null' <<<"$mig_json" 2>/dev/null || echo null)" '
+      def num: tonumber? // null;
+      {requests: $requests, requests_h2: $h2, requests_http1: ($requests - $h2), cacheable: $cacheable, uncacheable: $uncacheable,
+       web_links_seen: {a: $seen_a, a_h2: $seen_a_h2, a_http1: $seen_a_h1, b: $seen_b},
+       hit_ratio_pct: {first_visit_a: ($hit_a | num), migrated_b: ($hit_b | num), no_migration_c: ($hit_c | num),
+                       second_visit_c: ($hit_c2 | num)},
+       uncacheable_cache_hits: $uncached_hits, agent_cache_https: $agent_https,
+       prefetch: {edge_b_log_requests: $agent_requests, edge_b_log_bytes: $agent_bytes},
+       migration_prefetch: (if $mig == null then null else {total: $mig.total, failed: $mig.failed,
+                            hosts_connected: $mig.hosts_connected} end),
+       uncacheable_fetched_by_agent: {edge_b_log: $agent_uncacheable, origin_log: $origin_uncacheable},
+       capture: $summary, tls_keys: $keys}')
   fi
   jq -cn --arg migration "$mig_status" --arg id "$mig_id" \
     --argjson requests "$requests" --argjson cacheable "$cacheable" --argjson uncacheable "${#UNCACHEABLE[@]}" \
@@ -498,6 +728,7 @@ run() {
     --arg objects "$pre_objects" --arg nm "$pre_nm" --arg bytes "$pre_bytes" --arg skipped "$pre_skipped" \
     --argjson agent_requests "$agent_requests" --argjson agent_bytes "$agent_bytes" \
     --argjson agent_uncacheable "$agent_uncacheable" --argjson origin_uncacheable "$origin_uncacheable" \
+    --argjson https "$https_json" \
     --argjson ok "$( ((${#problems[@]} == 0)) && echo true || echo false)" '
     def num: tonumber? // null;
     {lab: "statetap-migration", ok: $ok, migration: $migration, migration_id: (if $id == "" then null else $id end),
@@ -508,7 +739,8 @@ run() {
      signal_to_ready_ms: {statetap: ($cp_ms | num), measured: ($ms | num)},
      prefetch: {objects: ($objects | num), not_modified: ($nm | num), bytes: ($bytes | num), skipped_uncacheable: ($skipped | num),
                 edge_b_log_requests: $agent_requests, edge_b_log_bytes: $agent_bytes},
-     uncacheable_fetched_by_agent: {edge_b_log: $agent_uncacheable, origin_log: $origin_uncacheable}}'
+     uncacheable_fetched_by_agent: {edge_b_log: $agent_uncacheable, origin_log: $origin_uncacheable},
+     https: $https}'
   if (( ${#problems[@]} )); then exit 1; fi
 }
 

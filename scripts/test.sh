@@ -46,7 +46,7 @@ fi
 echo "== allocation check: decode + flow tracking allocate nothing per packet (Benchmarks/, release build)"
 (cd Benchmarks && swift package benchmark thresholds check --target AllocationsBenchmark --no-progress)
 
-echo "== fuzzing: the decoder, HTTP, TLS and QUIC parsers and the API's request bodies under libFuzzer (Fuzz/, release, fuzzer + address"
+echo "== fuzzing: the decoder, HTTP, TLS, QUIC and HTTP/2 parsers and the API's request bodies under libFuzzer (Fuzz/, release, fuzzer + address"
 echo "   sanitizers), ${STATETAP_FUZZ_SECONDS:-60} s each, zero crashes (longer runs: Fuzz/README.md)"
 scripts/fuzz.sh --seconds "${STATETAP_FUZZ_SECONDS:-60}"
 

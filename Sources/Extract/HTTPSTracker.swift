@@ -78,15 +78,19 @@ package final class HTTPSTracker {
     private let keys: TLSKeyStore
     private let keyWait: UInt64
     private let budget: StreamBudget
-    /// Record bytes held per connection while its secrets are awaited, at most.
-    package static let maxHeldBytes = 256 * 1024
+    /// Record bytes held per connection while its secrets are awaited, at most (`--tls-max-held`): a fast transfer
+    /// (megabytes in the tens of milliseconds before the key log's line reaches the tap) must fit.
+    private let maxHeldBytes: Int
     /// h2 streams (or HTTP/1.1 requests) waiting for their responses on one connection, at most.
     package static let maxPending = 256
     /// TLS 1.3 handshake-phase records that can be skipped without the handshake secret before the application
     /// secret is taken to be wrong.
     static let maxSkippedHandshakeRecords = 32
 
-    package init(keys: TLSKeyStore, keyWaitNanoseconds: UInt64, maxConnections: Int = 65536, budget: StreamBudget) {
+    package init(keys: TLSKeyStore, keyWaitNanoseconds: UInt64, maxHeldBytes: Int = 8 << 20, maxConnections: Int = 65536,
+                 budget: StreamBudget)
+    {
+        self.maxHeldBytes = maxHeldBytes
         self.keys = keys
         keyWait = keyWaitNanoseconds
         connections = ConnectionSlots(capacity: maxConnections)
@@ -259,8 +263,10 @@ package final class HTTPSTracker {
         let type = r[0]
         guard r[1] == 3, r.count <= 5 + 18432 else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
         counters.records &+= 1
-        // Anything held for this direction keeps its place: later records wait behind it.
-        if c.held.contains(where: { $0.0 == fromClient }) {
+        // Anything held keeps its place: later records of both directions wait behind it, so requests and
+        // responses are read in the order the tap saw them (an edge proxy logs the server's secret before the
+        // client's: a response must not be read before the request it answers).
+        if !c.held.isEmpty {
             return hold(r, fromClient: fromClient, c, ts: ts, publish: publish)
         }
         let phase = fromClient ? c.client.phase : c.server.phase
@@ -468,7 +474,7 @@ package final class HTTPSTracker {
             c.everHeld = true
             counters.connectionsHeld &+= 1
         }
-        guard c.heldBytes + r.count <= Self.maxHeldBytes else {
+        guard c.heldBytes + r.count <= maxHeldBytes else {
             return fail(c, &counters.heldOverflow, ts: ts, publish: publish)
         }
         c.held.append((fromClient, Array(r)))

@@ -53,7 +53,8 @@ final class DecodeWorker: @unchecked Sendable {
         tls = TLSTracker(budget: tcpBudget)
         http = HTTPTracker(budget: tcpBudget)
         let budget = tcpBudget
-        https = c.tlsKeys.map { HTTPSTracker(keys: $0, keyWaitNanoseconds: c.tlsKeyWaitNanoseconds, budget: budget) }
+        https = c.tlsKeys.map { HTTPSTracker(keys: $0, keyWaitNanoseconds: c.tlsKeyWaitNanoseconds, maxHeldBytes: c.tlsMaxHeldBytes,
+                                         budget: budget) }
         flows = FlowTable(capacity: c.maxFlowsPerWorker, idleTimeoutNanoseconds: c.flowIdleTimeoutNanoseconds,
                           subscribers: c.subscribers)
         reassembler = FragmentReassembler(memoryBudget: c.reassemblyMemoryBytes,

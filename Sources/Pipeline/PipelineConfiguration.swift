@@ -37,6 +37,8 @@ public struct PipelineConfiguration: Sendable {
     public var tlsKeys: TLSKeyStore? = nil
     /// How long a TLS connection's records wait for its secrets before it is read for its server name only.
     public var tlsKeyWaitNanoseconds: UInt64 = 5_000_000_000
+    /// Record bytes one TLS connection may hold while it waits for its secrets (charged to the TCP memcap too).
+    public var tlsMaxHeldBytes = 8 << 20
 
     public enum FullRingPolicy: Sendable { case wait, drop }
 

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// `--tls-keylog FILE`: the edge proxy's key log, followed like `tail -F`. Lines appended are read as they come
-/// (every `interval`); a file replaced (a new inode: rotation) or shortened (truncated) is read again from its
+/// (every `interval`, 10 ms by default: a stat(2) when nothing changed); a file replaced (a new inode: rotation) or shortened (truncated) is read again from its
 /// start; a file that does not exist yet is waited for. A line is taken only when whole (its newline written).
 /// Secrets go to the key store and nowhere else: what is logged is counts and line numbers, never a line.
 public final class TLSKeyLogFollower: Service, @unchecked Sendable {
@@ -26,7 +26,7 @@ public final class TLSKeyLogFollower: Service, @unchecked Sendable {
     public private(set) var accepted = 0
     public private(set) var rejected = 0
 
-    public init(path: String, store: TLSKeyStore, intervalNanoseconds: UInt64 = 100_000_000, log: Logger) {
+    public init(path: String, store: TLSKeyStore, intervalNanoseconds: UInt64 = 10_000_000, log: Logger) {
         self.path = path
         self.store = store
         self.intervalNanoseconds = intervalNanoseconds

@@ -141,7 +141,8 @@ CONFIG proxy.config.http.insert_response_via_str INT $via
 CONFIG proxy.config.proxy_name STRING $name
 
 # Logs into DIR/log (it must exist). With these two, access-log lines reach the disk within ~2 s (measured 1.7 s;
-# the defaults, 5 s each, take several seconds); everything is flushed on a clean stop.
+# the defaults, 5 s each, take several seconds). A SIGTERM does NOT flush them: in the
+# migration lab the lines of the last ~1 s before ats_stop were lost (wait for the lines you need, then stop).
 CONFIG proxy.config.log.logfile_dir STRING $dir/log
 CONFIG proxy.config.log.max_secs_per_buffer INT 1
 CONFIG proxy.config.log.periodic_tasks_interval INT 1
