@@ -153,7 +153,7 @@ let package = Package(
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "PacketCraft"]),
         // RFC test vectors and other data several test targets share.
         .target(name: "StatetapTestSupport", dependencies: [
-            "Extract",
+            "Extract", "PacketCraft",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ], path: "Tests/Support"),

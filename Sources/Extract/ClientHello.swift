@@ -16,6 +16,8 @@ public struct ClientHelloInfo: Sendable, Equatable {
     public var encryptedClientHello = false
     /// encrypted_server_name (draft ESNI, 0xffce) was present.
     public var encryptedServerName = false
+    /// early_data (42): the client may send 0-RTT data right after this ClientHello (RFC 8446 §4.2.10).
+    public var earlyData = false
     /// The extensions were cut or their lengths lied: what is here was read before that point (as tshark does,
     /// the hello still counts).
     public var truncated = false
@@ -106,6 +108,8 @@ public enum ClientHelloParser {
                     let v = try e.u16()
                     if v & 0x0f0f != 0x0a0a { info.supportedVersions.append(v) }  // GREASE: 0x?a?a
                 }
+            case 42:
+                info.earlyData = true
             case 0xfe0d:
                 info.encryptedClientHello = true
             case 0xffce:

@@ -24,13 +24,26 @@ public final class HPACKDecoder {
     public init() {
         var p: OpaquePointer?
         if nghttp2_hd_inflate_new(&p) == 0 {
-            inflater = p
-            // The encoder's SETTINGS_HEADER_TABLE_SIZE is not followed: allow what browsers and proxies advertise
-            // (64 KiB) so a size update is not refused; a smaller table still decodes (RFC 7541 §4.2: the
-            // encoder signals every reduction in the block).
-            _ = nghttp2_hd_inflate_change_table_size(p, 65536)
+            inflater = p  // the table may hold 4096 bytes (RFC 9113 §6.5.2's default) until `allowTableSize`
         }
     }
+
+    /// The most a peer may let its encoder's table grow to (a SETTINGS_HEADER_TABLE_SIZE above it is read as this):
+    /// the decoder's memory per direction stays small whatever a connection advertises.
+    public static let maxTableSize = 65536
+
+    /// The decoding side's SETTINGS_HEADER_TABLE_SIZE, seen on the wire: the encoder may now grow its table to it.
+    /// Only ever raised (from 4096 up to `maxTableSize`): a passive reader cannot tell exactly when the encoder saw
+    /// a reduction, and a larger allowance never refuses a valid block (RFC 7541 §4.2: the encoder signals every
+    /// change of its table's size in the block itself).
+    public func allowTableSize(_ size: UInt32) {
+        guard let inflater else { return }
+        let n = min(Int(size), Self.maxTableSize)
+        guard n > allowed else { return }
+        allowed = n
+        _ = nghttp2_hd_inflate_change_table_size(inflater, n)
+    }
+    private var allowed = 4096
 
     deinit {
         if let inflater { nghttp2_hd_inflate_del(inflater) }
@@ -91,7 +104,13 @@ public struct HTTP2Headers: Sendable, Equatable {
     public var host: String?
     /// Lower-cased names of `HTTPResponse.kept` -> value (repeated fields joined with ", ").
     public var kept: [String: String] = [:]
+    /// Some fields were not kept: over `maxKeptBytes` together, or not UTF-8 (the event is marked truncated).
+    public var truncated = false
     public init() {}
+
+    /// Bytes of the fields kept from one block, at most (as an HTTP/1.x header block): what a block's references
+    /// to its dynamic table expand to is bounded by this, not by the block's size.
+    public static let maxKeptBytes = HTTPStreamParser.maxHeader
 }
 
 /// What one direction's frames gave.
@@ -101,6 +120,8 @@ public enum HTTP2Event: Sendable, Equatable {
     case endStream(UInt32)
     case reset(UInt32)
     case goaway(lastStream: UInt32)
+    /// The sender's SETTINGS_HEADER_TABLE_SIZE: the table the other direction's encoder may use.
+    case headerTableSize(UInt32)
     /// The direction cannot be read any more (HPACK error, a frame past the limits, a bad preface): what follows is
     /// lost.
     case lostSync(String)
@@ -167,7 +188,8 @@ public struct HTTP2FrameReader {
                 frames &+= 1
                 if continuing && type != 0x9 { return fail("frame of type \(type) inside a header block", out) }
                 if buffers(type) && left > Self.maxBufferedFrame { return fail("header frame of \(left) bytes", out) }
-                payload.removeAll(keepingCapacity: true)
+                // A large frame's buffer is not kept for the connection's life.
+                if payload.capacity > 64 * 1024 { payload = [] } else { payload.removeAll(keepingCapacity: true) }
                 if left == 0 { endFrame(out) }
                 continue
             }
@@ -179,7 +201,7 @@ public struct HTTP2FrameReader {
         }
     }
 
-    private func buffers(_ t: UInt8) -> Bool { t == 0x1 || t == 0x5 || t == 0x9 || t == 0x3 || t == 0x7 }
+    private func buffers(_ t: UInt8) -> Bool { t == 0x1 || t == 0x5 || t == 0x9 || t == 0x3 || t == 0x7 || t == 0x4 }
 
     private mutating func endFrame(_ out: (HTTP2Event) -> Void) {
         inFrame = false
@@ -226,36 +248,67 @@ public struct HTTP2FrameReader {
             guard payload.count >= 8 else { return fail("GOAWAY shorter than 8 bytes", out) }
             let last = (UInt32(payload[0]) << 24 | UInt32(payload[1]) << 16 | UInt32(payload[2]) << 8 | UInt32(payload[3])) & 0x7fff_ffff
             out(.goaway(lastStream: last))
+        case 0x4 where flags & 0x1 == 0 && stream == 0:  // SETTINGS (not an ACK)
+            var at = 0
+            while at + 6 <= payload.count {
+                if payload[at] == 0 && payload[at + 1] == 1 {  // SETTINGS_HEADER_TABLE_SIZE
+                    out(.headerTableSize(UInt32(payload[at + 2]) << 24 | UInt32(payload[at + 3]) << 16
+                        | UInt32(payload[at + 4]) << 8 | UInt32(payload[at + 5])))
+                }
+                at += 6
+            }
         default:
-            break  // SETTINGS, PING, WINDOW_UPDATE, PRIORITY, unknown types (RFC 9113 §5.5: ignored)
+            break  // SETTINGS ACKs, PING, WINDOW_UPDATE, PRIORITY, unknown types (RFC 9113 §5.5: ignored)
         }
+    }
+
+    /// The names a block is read for: pseudo-headers, `host`, and (responses) `HTTPResponse.kept`.
+    private enum Wanted { case method, scheme, authority, path, status, host, kept(String) }
+    private static let pseudoNames: [([UInt8], Wanted)] = [
+        (Array(":method".utf8), .method), (Array(":scheme".utf8), .scheme), (Array(":authority".utf8), .authority),
+        (Array(":path".utf8), .path), (Array(":status".utf8), .status),
+    ]
+    private static let keptNames: [([UInt8], Wanted)] = HTTPResponse.kept.sorted().map { (Array($0.utf8), .kept($0)) }
+    private static let hostName = Array("host".utf8)
+
+    /// Which wanted field `name` is (HPACK names are lower-case, RFC 9113 §8.2.1: compared as bytes, no copy).
+    private func wanted(_ name: UnsafeRawBufferPointer) -> Wanted? {
+        guard let first = name.first else { return nil }
+        if first == 0x3a {
+            for (n, w) in Self.pseudoNames where n.count == name.count && n.elementsEqual(name) { return w }
+            return nil
+        }
+        if name.count == 4 && Self.hostName.elementsEqual(name) { return .host }
+        // Requests keep no other field; the server's PUSH_PROMISE blocks are requests too, but harmless.
+        guard side == .server, name.count <= 14 else { return nil }
+        for (n, w) in Self.keptNames where n.count == name.count && n.elementsEqual(name) { return w }
+        return nil
     }
 
     private mutating func decodeBlock(_ out: (HTTP2Event) -> Void) {
         continuing = false
         var h = HTTP2Headers()
-        var bad: String?
+        var keptBytes = 0
         let failure = block.withUnsafeBytes { raw -> HPACKDecoder.Failure? in
             do throws(HPACKDecoder.Failure) {
                 try hpack.decode(raw) { name, value in
-                    guard bad == nil else { return }
-                    guard validUTF8(name), validUTF8(value) else { bad = "header field not UTF-8"; return }
-                    let v = String(decoding: value, as: UTF8.self)
-                    if name.first == 0x3a {  // ':'
-                        switch String(decoding: name, as: UTF8.self) {
-                        case ":method": h.method = v
-                        case ":scheme": h.scheme = v
-                        case ":authority": h.authority = v
-                        case ":path": h.path = v
-                        case ":status": h.status = decimalInt(value)
-                        default: break
-                        }
+                    // Only wanted fields are looked at, and only up to `maxKeptBytes` of them: a block of
+                    // references to a large table entry costs the decoder's copy, nothing more.
+                    guard let w = wanted(name) else { return }
+                    guard keptBytes + value.count <= HTTP2Headers.maxKeptBytes, validUTF8(value) else {
+                        h.truncated = true
                         return
                     }
-                    let n = String(decoding: name, as: UTF8.self).lowercased()
-                    if n == "host" { h.host = v }
-                    if HTTPResponse.kept.contains(n) {
-                        if let old = h.kept[n] { h.kept[n] = old + ", " + v } else { h.kept[n] = v }
+                    keptBytes += value.count
+                    let v = String(decoding: value, as: UTF8.self)
+                    switch w {
+                    case .method: h.method = v
+                    case .scheme: h.scheme = v
+                    case .authority: h.authority = v
+                    case .path: h.path = v
+                    case .status: h.status = decimalInt(value)
+                    case .host: if h.host == nil { h.host = v }
+                    case .kept(let n): if let old = h.kept[n] { h.kept[n] = old + ", " + v } else { h.kept[n] = v }
                     }
                 }
                 return nil
@@ -264,10 +317,16 @@ public struct HTTP2FrameReader {
             }
         }
         if let failure { return fail("HPACK: \(failure)", out) }
-        if let bad { return fail(bad, out) }
         out(.headers(stream: blockStream, h, endStream: blockEndStream, promised: blockPromised))
-        block.removeAll(keepingCapacity: true)
+        if block.capacity > 64 * 1024 { block = [] } else { block.removeAll(keepingCapacity: true) }
     }
+
+    /// The other direction's SETTINGS_HEADER_TABLE_SIZE (`HTTP2Event.headerTableSize`): this direction's encoder
+    /// may use a table that large.
+    public func allowTableSize(_ size: UInt32) { hpack.allowTableSize(size) }
+
+    /// Bytes held for a frame or a header block in progress (charged to the worker's memcap by the tracker).
+    public var buffered: Int { payload.count + block.count + header.count }
 
     private mutating func fail(_ why: String, _ out: (HTTP2Event) -> Void) {
         lost = true

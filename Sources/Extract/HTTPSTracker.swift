@@ -16,13 +16,16 @@ import Flows
 package final class HTTPSTracker {
     private enum Phase { case plaintext, handshake, application }
 
-    private struct Direction {
+    /// One direction's TLS state. A class: the record path changes it in place (no copy of its buffers per record).
+    private final class Direction {
+        /// A record cut by a segment's end.
         var record: [UInt8] = []
         var phase = Phase.plaintext
         var protection: TLSRecordProtection?
-        var handshake: [UInt8] = []
-        /// TLS 1.3 records of the handshake phase skipped because the handshake secret was not logged.
+        var handshake = HandshakeReader()
+        /// TLS 1.3 records of the handshake phase skipped (the handshake secret was not logged, or 0-RTT data).
         var skipped = 0
+        var buffered: Int { record.count + handshake.buffered }
     }
 
     private enum Application {
@@ -39,10 +42,12 @@ package final class HTTPSTracker {
         /// The reassemblers apart from the directions' states: a reassembler calls back into its direction's state.
         var clientStream = StreamReassembler(maxBuffered: 256 * 1024)
         var serverStream = StreamReassembler(maxBuffered: 256 * 1024)
-        var client = Direction()
-        var server = Direction()
+        let client = Direction()
+        let server = Direction()
         var clientRandom: [UInt8]?
         var serverRandom: [UInt8]?
+        /// The ClientHello offered 0-RTT: client records that open under no handshake key are early data, skipped.
+        var earlyData = false
         var suite: TLSCipherSuite?
         var tls13 = false
         var alpn: String?
@@ -50,6 +55,7 @@ package final class HTTPSTracker {
         var generation: UInt64 = .max
         /// Records waiting for their secrets, in arrival order: (from client, record bytes).
         var held: [(Bool, [UInt8])] = []
+        /// Their bytes with `heldOverhead` each: what they cost, as charged.
         var heldBytes = 0
         var heldSince: UInt64 = 0
         var everHeld = false
@@ -61,6 +67,8 @@ package final class HTTPSTracker {
         var h2Order: [UInt32] = []
         var h1Pending: [HTTPRequest] = []
         var failed = false
+        /// What this connection has charged to the worker's memcap (`buffered` when it was last settled).
+        var charged = 0
 
         init(entry: FlowEntry, vlans: [UInt16], teid: UInt32?) {
             self.entry = entry
@@ -70,8 +78,25 @@ package final class HTTPSTracker {
             if entry.hasServerISN { serverStream.start(at: entry.serverISN &+ 1) }
         }
 
-        var buffered: Int { clientStream.buffered + serverStream.buffered + heldBytes }
+        /// Everything the connection holds apart from its fixed state: out-of-order bytes, cut records and
+        /// handshake messages, held records, early server plaintext, HTTP/2 frames in progress.
+        var buffered: Int {
+            var n = clientStream.buffered + serverStream.buffered + heldBytes + client.buffered + server.buffered + early.count
+            if case .h2(let c, let s) = app { n += c.buffered + s.buffered }
+            return n
+        }
     }
+
+    /// Server endpoints with a connection whose secrets were found (at most `maxKeyedServers`): the operator's
+    /// proxies. A connection to any other server holds at most `unkeyedHeldBytes` while it waits, so TLS the tap
+    /// will never get keys for costs little memory.
+    private var keyedServers: Set<ServerEndpoint> = []
+    private struct ServerEndpoint: Hashable { var address: IPAddress; var port: UInt16 }
+    static let maxKeyedServers = 4096
+    /// What a connection to a server not known to be keyed may hold while it waits for its secrets.
+    package static let unkeyedHeldBytes = 256 * 1024
+    /// What holding a record costs beyond its bytes (its array and its place in the list), as charged.
+    static let heldOverhead = 64
 
     private var connections: ConnectionSlots<Connection>
     package var counters = HTTPSCounters()
@@ -86,6 +111,10 @@ package final class HTTPSTracker {
     /// TLS 1.3 handshake-phase records that can be skipped without the handshake secret before the application
     /// secret is taken to be wrong.
     static let maxSkippedHandshakeRecords = 32
+    /// 0-RTT records skipped, at most (servers accept kilobytes of early data: 16 KiB is common).
+    static let maxEarlyRecords = 1024
+    /// The largest TLSCiphertext (RFC 5246 §6.2.3: 2^14 + 2048); a longer length is not TLS.
+    static let maxRecordLength = 18432
 
     package init(keys: TLSKeyStore, keyWaitNanoseconds: UInt64, maxHeldBytes: Int = 8 << 20, maxConnections: Int = 65536,
                  budget: StreamBudget)
@@ -126,31 +155,39 @@ package final class HTTPSTracker {
         }
         c.entry = entry
         guard !c.failed else { return }
-        let before = c.buffered
         if !c.held.isEmpty { retryHeld(c, ts: ts, publish: publish) }
         var gap = false
         if fromClient {
             c.clientStream.add(seq: seq, syn: syn, payload: payload) { e in
                 switch e {
-                case .data(let d): if !c.failed && !gap { self.bytes(d, fromClient: true, c, ts: ts, publish: publish) }
+                case .data(let d): if !c.failed && !gap { self.bytes(d, c.client, fromClient: true, c, ts: ts, publish: publish) }
                 case .gap, .cut: gap = true
                 }
             }
         } else {
             c.serverStream.add(seq: seq, syn: syn, payload: payload) { e in
                 switch e {
-                case .data(let d): if !c.failed && !gap { self.bytes(d, fromClient: false, c, ts: ts, publish: publish) }
+                case .data(let d): if !c.failed && !gap { self.bytes(d, c.server, fromClient: false, c, ts: ts, publish: publish) }
                 case .gap, .cut: gap = true
                 }
             }
         }
         if gap && !c.failed { fail(c, &counters.gaps, ts: ts, publish: publish) }
-        // Out-of-order bytes and held records are charged to the worker's memcap; over it, this connection stops.
-        if budget.charge(c.buffered - before), !c.failed { fail(c, &counters.memcapSkips, ts: ts, publish: publish) }
+        // What the connection holds is charged to the worker's memcap; over it, this connection stops.
+        if settle(c), !c.failed { fail(c, &counters.memcapSkips, ts: ts, publish: publish) }
         if c.failed {
             release(mark, c)
             mark = ApplicationHandles.done
         }
+    }
+
+    /// Charges (or releases) what the connection's holdings changed by since it last settled; true when the
+    /// worker is over its memcap.
+    @discardableResult
+    private func settle(_ c: Connection) -> Bool {
+        let now = c.buffered
+        defer { c.charged = now }
+        return budget.charge(now - c.charged)
     }
 
     /// The connection ended: its waiting requests go out without responses, its secrets are dropped. A connection
@@ -158,16 +195,15 @@ package final class HTTPSTracker {
     /// proxy's key log line reaches the tap): parked, looked at by `poll`, until `keyWait` has passed.
     package func ended(_ mark: Int32, ts: UInt64, publish: (StateEvent) -> Void) {
         guard mark > 0, let c = connections[mark] else { return }
-        let charged = c.buffered
         if !c.held.isEmpty && !c.failed { retryHeld(c, ts: ts, publish: publish) }
         guard connections.remove(mark) != nil else { return }
         if !c.held.isEmpty && !c.failed && parked.count < Self.maxParked {
-            parked.append(c)  // still charged to the memcap: released when it leaves the park
+            settle(c)  // still charged to the memcap: released when it leaves the park
+            parked.append(c)
             return
         }
         if !c.held.isEmpty && !c.failed { fail(c, &counters.keysNeverCame, ts: ts, publish: publish) }
         flushPending(c, ts: ts, publish: publish)
-        budget.release(charged)
         forget(c)
     }
 
@@ -186,14 +222,13 @@ package final class HTTPSTracker {
         guard !parked.isEmpty else { return }
         var still: [Connection] = []
         for c in parked {
-            let charged = c.buffered
             retryHeld(c, ts: now, publish: publish, final: final)
             if !c.held.isEmpty && !c.failed {
+                settle(c)
                 still.append(c)
                 continue
             }
             flushPending(c, ts: now, publish: publish)
-            budget.release(charged)
             forget(c)
         }
         parked = still
@@ -204,55 +239,58 @@ package final class HTTPSTracker {
     /// Frees the connection's slot and what it had charged to the memcap.
     private func release(_ mark: Int32, _ c: Connection) {
         guard connections.remove(mark) != nil else { return }
-        budget.release(c.buffered)
         forget(c)
     }
 
-    /// Its secrets go, here and in the store.
+    /// Its charge to the memcap goes, and its secrets, here and (when it used them) in the store: a flow that only
+    /// replays another connection's ClientHello random cannot take that connection's secrets away.
     private func forget(_ c: Connection) {
+        budget.release(c.charged)
+        c.charged = 0
         c.held = []
         c.heldBytes = 0
         c.secrets = nil
-        if let r = c.clientRandom { keys.remove(clientRandom: r) }
+        if c.decrypted, let r = c.clientRandom { keys.remove(clientRandom: r) }
     }
 
     // MARK: records
 
     /// In-order bytes of one direction: cut into records.
-    private func bytes(_ d: UnsafeRawBufferPointer, fromClient: Bool, _ c: Connection, ts: UInt64,
+    private func bytes(_ d: UnsafeRawBufferPointer, _ dir: Direction, fromClient: Bool, _ c: Connection, ts: UInt64,
                        publish: (StateEvent) -> Void)
     {
         var i = 0
         while i < d.count && !c.failed {
-            let buffered = fromClient ? c.client.record.count : c.server.record.count
             // Fast path: a whole record in the segment and nothing buffered.
-            if buffered == 0, d.count - i >= 5 {
+            if dir.record.isEmpty, d.count - i >= 5 {
                 let length = Int(d[i + 3]) << 8 | Int(d[i + 4])
+                guard length <= Self.maxRecordLength else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
                 if d.count - i >= 5 + length {
+                    counters.records &+= 1
                     record(UnsafeRawBufferPointer(rebasing: d[i..<i + 5 + length]), fromClient: fromClient, c, ts: ts, publish: publish)
                     i += 5 + length
                     continue
                 }
             }
-            func take(_ dir: inout Direction) -> [UInt8]? {
-                if dir.record.count < 5 {
-                    let n = min(5 - dir.record.count, d.count - i)
-                    dir.record.append(contentsOf: d[i..<i + n])
-                    i += n
-                    if dir.record.count < 5 { return nil }
-                }
-                let total = 5 + (Int(dir.record[3]) << 8 | Int(dir.record[4]))
-                let n = min(total - dir.record.count, d.count - i)
+            if dir.record.count < 5 {
+                let n = min(5 - dir.record.count, d.count - i)
                 dir.record.append(contentsOf: d[i..<i + n])
                 i += n
-                guard dir.record.count == total else { return nil }
-                defer { dir.record.removeAll(keepingCapacity: true) }
-                return dir.record
+                if dir.record.count < 5 { return }
             }
-            let whole = fromClient ? take(&c.client) : take(&c.server)
-            if let whole {
-                whole.withUnsafeBytes { record($0, fromClient: fromClient, c, ts: ts, publish: publish) }
-            }
+            let length = Int(dir.record[3]) << 8 | Int(dir.record[4])
+            guard length <= Self.maxRecordLength else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
+            let n = min(5 + length - dir.record.count, d.count - i)
+            dir.record.append(contentsOf: d[i..<i + n])
+            i += n
+            guard dir.record.count == 5 + length else { return }
+            counters.records &+= 1
+            // Taken out while it is read (the record path may change the direction), its buffer given back after.
+            var whole: [UInt8] = []
+            swap(&whole, &dir.record)
+            whole.withUnsafeBytes { record($0, fromClient: fromClient, c, ts: ts, publish: publish) }
+            whole.removeAll(keepingCapacity: true)
+            dir.record = whole
         }
     }
 
@@ -261,76 +299,78 @@ package final class HTTPSTracker {
                         publish: (StateEvent) -> Void)
     {
         let type = r[0]
-        guard r[1] == 3, r.count <= 5 + 18432 else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-        counters.records &+= 1
+        guard r[1] == 3 else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
         // Anything held keeps its place: later records of both directions wait behind it, so requests and
         // responses are read in the order the tap saw them (an edge proxy logs the server's secret before the
         // client's: a response must not be read before the request it answers).
         if !c.held.isEmpty {
             return hold(r, fromClient: fromClient, c, ts: ts, publish: publish)
         }
-        let phase = fromClient ? c.client.phase : c.server.phase
-        switch (type, phase) {
+        let dir = fromClient ? c.client : c.server
+        switch (type, dir.phase) {
         case (20, _):  // ChangeCipherSpec: TLS 1.2 encrypts from here on; TLS 1.3 sends it for compatibility only.
-            if !c.tls13 && c.suite != nil {
-                if fromClient { c.client.phase = .application } else { c.server.phase = .application }
-            }
+            if !c.tls13 && c.suite != nil { dir.phase = .application }
         case (22, .plaintext):
-            let body = UnsafeRawBufferPointer(rebasing: r[5...])
-            if fromClient { c.client.handshake.append(contentsOf: body) } else { c.server.handshake.append(contentsOf: body) }
-            plaintextHandshake(fromClient: fromClient, c, ts: ts, publish: publish)
+            plaintextHandshake(UnsafeRawBufferPointer(rebasing: r[5...]), dir, fromClient: fromClient, c, ts: ts, publish: publish)
         case (21, .plaintext):
             break  // an alert before encryption: the connection is ending
+        case (23, .plaintext) where fromClient && c.earlyData && c.suite == nil:
+            skipEarly(dir, c, ts: ts, publish: publish)  // 0-RTT data before the ServerHello
         case (23, .plaintext) where !c.tls13:
             return fail(c, &counters.notTLS, ts: ts, publish: publish)
         default:
             guard c.suite != nil else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-            encrypted(r, fromClient: fromClient, c, ts: ts, publish: publish)
+            encrypted(r, dir, fromClient: fromClient, c, ts: ts, publish: publish)
         }
+    }
+
+    /// A 0-RTT record: under the early traffic secret, which the tap does not use (the request is repeated or
+    /// answered after the handshake on the keys it does have).
+    private func skipEarly(_ dir: Direction, _ c: Connection, ts: UInt64, publish: (StateEvent) -> Void) {
+        dir.skipped += 1
+        counters.earlyDataRecords &+= 1
+        if dir.skipped > Self.maxEarlyRecords { fail(c, &counters.notTLS, ts: ts, publish: publish) }
     }
 
     /// Handshake messages before encryption: the ClientHello's random, the ServerHello's version, suite, ALPN.
-    private func plaintextHandshake(fromClient: Bool, _ c: Connection, ts: UInt64, publish: (StateEvent) -> Void) {
-        while true {
-            let hs = fromClient ? c.client.handshake : c.server.handshake
-            guard hs.count >= 4 else { return }
-            let total = 4 + (Int(hs[1]) << 16 | Int(hs[2]) << 8 | Int(hs[3]))
-            guard total <= 128 * 1024 else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-            guard hs.count >= total else { return }
-            let message = Array(hs[0..<total])
-            if fromClient { c.client.handshake.removeFirst(total) } else { c.server.handshake.removeFirst(total) }
-            switch (fromClient, message[0]) {
-            case (true, 1):
-                guard total >= 38 else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-                if c.clientRandom == nil { c.clientRandom = Array(message[6..<38]) }
-            case (false, 2):
-                guard let hello = ServerHello.parse(message) else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-                if hello.retry { continue }  // HelloRetryRequest: the real ServerHello follows the second ClientHello
-                c.serverRandom = hello.random
-                c.tls13 = hello.version == 0x0304
-                if let a = hello.alpn { c.alpn = a }
-                guard let suite = TLSCipherSuite(id: hello.cipherSuite), suite.tls13 == c.tls13 else {
-                    return fail(c, &counters.unsupportedSuite, ts: ts, publish: publish)
+    private func plaintextHandshake(_ body: UnsafeRawBufferPointer, _ dir: Direction, fromClient: Bool, _ c: Connection,
+                                    ts: UInt64, publish: (StateEvent) -> Void)
+    {
+        let wanted: UInt8 = fromClient ? 1 : 2
+        let ok = dir.handshake.feed(body, wants: { $0 == wanted }) { message in
+            if fromClient {
+                guard message.count >= 38 else { fail(c, &counters.notTLS, ts: ts, publish: publish); return false }
+                if c.clientRandom == nil {
+                    c.clientRandom = Array(message[6..<38])
+                    c.earlyData = (try? ClientHelloParser.parse(message))?.earlyData ?? false
                 }
-                c.suite = suite
-                if c.tls13 { counters.tls13 &+= 1 } else { counters.tls12 &+= 1 }
-                if c.tls13 {
-                    c.client.phase = .handshake
-                    c.server.phase = .handshake
-                }
-            default:
-                break  // Certificate, ServerKeyExchange… (TLS 1.2 sends them in the clear): nothing the tap needs
+                return true
             }
+            guard let hello = ServerHello.parse(message) else { fail(c, &counters.notTLS, ts: ts, publish: publish); return false }
+            if hello.retry { return true }  // HelloRetryRequest: the real ServerHello follows the second ClientHello
+            c.serverRandom = hello.random
+            c.tls13 = hello.version == 0x0304
+            if let a = hello.alpn { c.alpn = a }
+            guard let suite = TLSCipherSuite(id: hello.cipherSuite), suite.tls13 == c.tls13 else {
+                fail(c, &counters.unsupportedSuite, ts: ts, publish: publish)
+                return false
+            }
+            c.suite = suite
+            if c.tls13 { counters.tls13 &+= 1 } else { counters.tls12 &+= 1 }
+            if c.tls13 {
+                c.client.phase = .handshake
+                c.server.phase = .handshake
+            }
+            return true
         }
+        if !ok && !c.failed { fail(c, &counters.notTLS, ts: ts, publish: publish) }
     }
 
     /// An encrypted record: opened with its direction's keys, or held until they arrive.
-    private func encrypted(_ r: UnsafeRawBufferPointer, fromClient: Bool, _ c: Connection, ts: UInt64,
+    private func encrypted(_ r: UnsafeRawBufferPointer, _ dir: Direction, fromClient: Bool, _ c: Connection, ts: UInt64,
                            publish: (StateEvent) -> Void)
     {
-        guard let suite = c.suite, c.clientRandom != nil else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
-        var dir = fromClient ? c.client : c.server
-        defer { if fromClient { c.client = dir } else { c.server = dir } }
+        guard let suite = c.suite, let clientRandom = c.clientRandom else { return fail(c, &counters.notTLS, ts: ts, publish: publish) }
         let header = UnsafeRawBufferPointer(rebasing: r[0..<5])
         let body = UnsafeRawBufferPointer(rebasing: r[5...])
         if !c.tls13 {
@@ -338,7 +378,7 @@ package final class HTTPSTracker {
                 guard let master = secret(c, \.master), let serverRandom = c.serverRandom else {
                     return hold(r, fromClient: fromClient, c, ts: ts, publish: publish)
                 }
-                dir.protection = TLSRecordProtection(tls12: suite, master: master, clientRandom: c.clientRandom!,
+                dir.protection = TLSRecordProtection(tls12: suite, master: master, clientRandom: clientRandom,
                                                      serverRandom: serverRandom, client: fromClient)
             }
             do throws(TLSRecordProtection.Failure) {
@@ -363,8 +403,10 @@ package final class HTTPSTracker {
                     dir.protection = trial
                     noteDecrypted(c, plain.count)
                     guard let (type, length) = TLSRecordProtection.innerType(plain), type == 22 else { return }
-                    dir.handshake.append(contentsOf: plain[0..<length])
-                    encryptedHandshake(&dir, fromClient: fromClient, c)
+                    plain.withUnsafeBytes {
+                        encryptedHandshake(UnsafeRawBufferPointer(rebasing: $0[0..<length]), dir, fromClient: fromClient, c,
+                                           ts: ts, publish: publish)
+                    }
                     return
                 }
             }
@@ -374,6 +416,9 @@ package final class HTTPSTracker {
             }
             var trial = TLSRecordProtection(tls13: suite, secret: appSecret)
             guard (try? trial.open(header: header, body: body)) != nil else {
+                // 0-RTT data (under the early secret) opens under neither key: skipped, as the server does when it
+                // rejects it. Otherwise the keys are wrong.
+                if fromClient && c.earlyData && r[0] == 23 { return skipEarly(dir, c, ts: ts, publish: publish) }
                 dir.skipped += 1
                 if dir.skipped > Self.maxSkippedHandshakeRecords || hsSecret != nil {
                     fail(c, &counters.authenticationFailures, ts: ts, publish: publish)
@@ -382,7 +427,7 @@ package final class HTTPSTracker {
             }
             dir.phase = .application
             dir.protection = TLSRecordProtection(tls13: suite, secret: appSecret)
-            dir.handshake.removeAll()
+            dir.handshake.reset()
         }
         if dir.protection == nil {
             // After the Finished, before the application secret was logged.
@@ -401,18 +446,15 @@ package final class HTTPSTracker {
                     application(UnsafeRawBufferPointer(rebasing: $0[0..<length]), fromClient: fromClient, c, ts: ts, publish: publish)
                 }
             case 22:
-                // NewSessionTicket, KeyUpdate (the sender's next records use its next secret).
-                dir.handshake.append(contentsOf: plain[0..<length])
-                while dir.handshake.count >= 4 {
-                    let total = 4 + (Int(dir.handshake[1]) << 16 | Int(dir.handshake[2]) << 8 | Int(dir.handshake[3]))
-                    guard dir.handshake.count >= total else { break }
-                    if dir.handshake[0] == 24 {
+                // NewSessionTicket (skipped), KeyUpdate (the sender's next records use its next secret).
+                let ok = plain.withUnsafeBytes {
+                    dir.handshake.feed(UnsafeRawBufferPointer(rebasing: $0[0..<length]), wants: { $0 == 24 }) { _ in
                         dir.protection!.update()
                         counters.keyUpdates &+= 1
+                        return true
                     }
-                    dir.handshake.removeFirst(total)
                 }
-                if dir.handshake.count > 64 * 1024 { dir.handshake.removeAll() }
+                if !ok { fail(c, &counters.notTLS, ts: ts, publish: publish) }
             default:
                 break  // alerts
             }
@@ -425,33 +467,42 @@ package final class HTTPSTracker {
     /// looked (the lock is taken then only).
     private func secret(_ c: Connection, _ path: KeyPath<TLSSecrets, [UInt8]?>) -> [UInt8]? {
         if let s = c.secrets?[keyPath: path] { return s }
-        let g = keys.generation
-        guard g != c.generation, let random = c.clientRandom else { return nil }
-        c.generation = g
-        c.secrets = keys.secrets(clientRandom: random)
+        refreshSecrets(c)
         return c.secrets?[keyPath: path]
     }
 
-    /// TLS 1.3 handshake messages under the handshake keys: the server's EncryptedExtensions (its ALPN), then each
-    /// side's Finished, after which its application keys apply.
-    private func encryptedHandshake(_ dir: inout Direction, fromClient: Bool, _ c: Connection) {
-        while dir.handshake.count >= 4 {
-            let total = 4 + (Int(dir.handshake[1]) << 16 | Int(dir.handshake[2]) << 8 | Int(dir.handshake[3]))
-            guard dir.handshake.count >= total else { return }
-            let type = dir.handshake[0]
-            if type == 8, !fromClient, let a = ServerHello.alpn(encryptedExtensions: Array(dir.handshake[0..<total])) {
-                c.alpn = a
-            }
-            dir.handshake.removeFirst(total)
-            if type == 20 {  // Finished
-                dir.phase = .application
-                dir.protection = secret(c, fromClient ? \.clientTraffic : \.serverTraffic).map {
-                    TLSRecordProtection(tls13: c.suite!, secret: $0)
-                }
-                dir.handshake.removeAll()
-                return
+    /// Looks in the store when lines arrived since the connection last looked. What the connection already has is
+    /// kept when the store no longer has it (evicted for age or count: the connection still needs it).
+    private func refreshSecrets(_ c: Connection) {
+        let g = keys.generation
+        guard g != c.generation, let random = c.clientRandom else { return }
+        c.generation = g
+        if let s = keys.secrets(clientRandom: random) {
+            c.secrets = s
+            if keyedServers.count < Self.maxKeyedServers {
+                keyedServers.insert(ServerEndpoint(address: c.entry.serverAddress, port: c.entry.serverPort))
             }
         }
+    }
+
+    /// TLS 1.3 handshake messages under the handshake keys: the server's EncryptedExtensions (its ALPN), then each
+    /// side's Finished, after which its application keys apply. Certificates and the rest are skipped unread.
+    private func encryptedHandshake(_ d: UnsafeRawBufferPointer, _ dir: Direction, fromClient: Bool, _ c: Connection,
+                                    ts: UInt64, publish: (StateEvent) -> Void)
+    {
+        let ok = dir.handshake.feed(d, wants: { $0 == 20 || (!fromClient && $0 == 8) }) { message in
+            if message[0] == 8 {
+                if let a = ServerHello.alpn(encryptedExtensions: message) { c.alpn = a }
+                return true
+            }
+            // Finished: the next records are under the application keys (a key change ends a record, RFC 8446 §5.1).
+            dir.phase = .application
+            dir.protection = secret(c, fromClient ? \.clientTraffic : \.serverTraffic).map {
+                TLSRecordProtection(tls13: c.suite!, secret: $0)
+            }
+            return false
+        }
+        if !ok { fail(c, &counters.notTLS, ts: ts, publish: publish) }
     }
 
     private func noteDecrypted(_ c: Connection, _ n: Int) {
@@ -474,21 +525,22 @@ package final class HTTPSTracker {
             c.everHeld = true
             counters.connectionsHeld &+= 1
         }
-        guard c.heldBytes + r.count <= maxHeldBytes else {
+        // A server no connection found secrets for yet gets a small allowance: TLS the tap never gets keys for
+        // (not the operator's proxy) gives up early instead of filling the memcap for `keyWait`.
+        let keyed = c.secrets != nil
+            || keyedServers.contains(ServerEndpoint(address: c.entry.serverAddress, port: c.entry.serverPort))
+        let limit = keyed ? maxHeldBytes : min(maxHeldBytes, Self.unkeyedHeldBytes)
+        guard c.heldBytes + r.count + Self.heldOverhead <= limit else {
             return fail(c, &counters.heldOverflow, ts: ts, publish: publish)
         }
         c.held.append((fromClient, Array(r)))
-        c.heldBytes += r.count
+        c.heldBytes += r.count + Self.heldOverhead
     }
 
     /// Looks for the secrets again when lines arrived since the last look; replays what was held once they are
     /// there; gives up after `keyWait` (or at the connection's end, `final`).
     private func retryHeld(_ c: Connection, ts: UInt64, publish: (StateEvent) -> Void, final: Bool = false) {
-        let g = keys.generation
-        if g != c.generation, let random = c.clientRandom {
-            c.generation = g
-            c.secrets = keys.secrets(clientRandom: random)
-        }
+        refreshSecrets(c)
         if Self.ready(c) {
             let held = c.held
             c.held = []
@@ -575,7 +627,12 @@ package final class HTTPSTracker {
                     counters.requests &+= 1
                     server.pendingMethods.append(r.method)
                     c.h1Pending.append(r)
-                    if c.h1Pending.count > Self.maxPending { publish(event(c, c.h1Pending.removeFirst(), nil, ts)) }
+                    if c.h1Pending.count > Self.maxPending {
+                        // The oldest goes out unanswered; the server parser's view of which response answers what
+                        // loses it too (a HEAD among them would otherwise misread the bodies after it).
+                        publish(event(c, c.h1Pending.removeFirst(), nil, ts))
+                        if !server.pendingMethods.isEmpty { server.pendingMethods.removeFirst() }
+                    }
                 case .response(let r):
                     counters.responses &+= 1
                     if !c.h1Pending.isEmpty { publish(event(c, c.h1Pending.removeFirst(), r, ts)) }
@@ -603,13 +660,18 @@ package final class HTTPSTracker {
             } else if let status = h.status, status >= 200, let request = c.h2Requests.removeValue(forKey: stream) {
                 counters.responses &+= 1
                 c.h2Order.removeAll { $0 == stream }
-                let response = HTTPResponse(status: status, version: "HTTP/2", headers: h.kept)
+                let response = HTTPResponse(status: status, version: "HTTP/2", headers: h.kept, truncated: h.truncated)
                 publish(event(c, request, response, ts))
             }
         case .reset(let stream):
             if let request = c.h2Requests.removeValue(forKey: stream) {
                 c.h2Order.removeAll { $0 == stream }
                 publish(event(c, request, nil, ts))
+            }
+        case .headerTableSize(let size):
+            // One side's SETTINGS bound the other side's encoder.
+            if case .h2(let client, let server) = c.app {
+                if fromClient { server.allowTableSize(size) } else { client.allowTableSize(size) }
             }
         case .endStream, .goaway:
             break
@@ -663,13 +725,15 @@ package final class HTTPSTracker {
         let method = h.method ?? "GET"
         let authority = h.authority ?? h.host ?? HTTPTracker.authority(c.entry.serverAddress, c.entry.serverPort, scheme: "https")
         let scheme = h.scheme == "http" ? "http" : "https"
-        let url: String? = method == "CONNECT" ? nil : scheme + "://" + authority + (h.path ?? "/")
+        // A :path not kept (over the block's limit, not UTF-8) gives no URL rather than a wrong one.
+        let url: String? = method == "CONNECT" || (h.path == nil && h.truncated) ? nil : scheme + "://" + authority + (h.path ?? "/")
         e.fields.reserveCapacity(160 + 2 * (url?.utf8.count ?? 0) + (response == nil ? 0 : 320))
         e.method = method
         e.url = url
         e.host = authority
         if h.authority == nil && h.host == nil { e.hostFrom = "address" }
         e.httpVersion = "HTTP/2"
+        if h.truncated || response?.truncated == true { e.truncated = true }
         finish(&e, c, method: method, response)
         return e
     }
@@ -695,6 +759,77 @@ package final class HTTPSTracker {
     }
 }
 
+/// Handshake messages out of one direction's handshake records, which may split or join them: the messages the
+/// caller wants are put together whole (at most `maxMessage` bytes), the others (certificates, tickets) are
+/// skipped without being kept.
+struct HandshakeReader {
+    private var buffer: [UInt8] = []
+    private var skip = 0
+    static let maxMessage = 64 * 1024
+
+    var buffered: Int { buffer.count }
+
+    mutating func reset() {
+        buffer = []
+        skip = 0
+    }
+
+    /// Feeds handshake bytes: `message` gets each whole wanted message (header and body) and says whether to go on
+    /// (false: what follows is not read under these keys, dropped). False when a wanted message is longer than
+    /// `maxMessage`.
+    mutating func feed(_ d: UnsafeRawBufferPointer, wants: (UInt8) -> Bool,
+                       _ message: (UnsafeRawBufferPointer) -> Bool) -> Bool
+    {
+        var i = 0
+        while i < d.count {
+            if skip > 0 {
+                let n = min(skip, d.count - i)
+                skip -= n
+                i += n
+                continue
+            }
+            if buffer.isEmpty && d.count - i >= 4 {
+                let total = 4 + (Int(d[i + 1]) << 16 | Int(d[i + 2]) << 8 | Int(d[i + 3]))
+                if !wants(d[i]) {
+                    skip = total
+                    continue
+                }
+                guard total <= Self.maxMessage else { return false }
+                if d.count - i >= total {  // whole here: read in place
+                    let go = message(UnsafeRawBufferPointer(rebasing: d[i..<i + total]))
+                    i += total
+                    if !go { reset(); return true }
+                    continue
+                }
+            }
+            if buffer.count < 4 {
+                let n = min(4 - buffer.count, d.count - i)
+                buffer.append(contentsOf: d[i..<i + n])
+                i += n
+                guard buffer.count == 4 else { return true }
+                if !wants(buffer[0]) {
+                    skip = Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+                    buffer.removeAll(keepingCapacity: true)
+                    continue
+                }
+            }
+            let total = 4 + (Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3]))
+            guard total <= Self.maxMessage else { return false }
+            let n = min(total - buffer.count, d.count - i)
+            buffer.append(contentsOf: d[i..<i + n])
+            i += n
+            guard buffer.count == total else { return true }
+            var whole: [UInt8] = []
+            swap(&whole, &buffer)
+            let go = whole.withUnsafeBytes { message($0) }
+            whole.removeAll(keepingCapacity: true)
+            buffer = whole
+            if !go { reset(); return true }
+        }
+        return true
+    }
+}
+
 /// The parts of a ServerHello (and EncryptedExtensions) the decryption needs.
 struct ServerHello {
     var version: UInt16
@@ -710,8 +845,10 @@ struct ServerHello {
     ]
 
     /// A whole ServerHello message (type 2, 3-byte length, body); nil when it does not parse.
-    static func parse(_ m: [UInt8]) -> ServerHello? {
-        m.withUnsafeBytes { raw -> ServerHello? in
+    static func parse(_ m: [UInt8]) -> ServerHello? { m.withUnsafeBytes { parse($0) } }
+
+    static func parse(_ raw: UnsafeRawBufferPointer) -> ServerHello? {
+        do {
             var r = Reader(raw, start: 4, end: raw.count)
             do throws(ClientHelloError) {
                 var version = try r.u16()
@@ -740,8 +877,8 @@ struct ServerHello {
     }
 
     /// The ALPN of an EncryptedExtensions message, when it has one.
-    static func alpn(encryptedExtensions m: [UInt8]) -> String? {
-        m.withUnsafeBytes { raw -> String? in
+    static func alpn(encryptedExtensions raw: UnsafeRawBufferPointer) -> String? {
+        do {
             var r = Reader(raw, start: 4, end: raw.count)
             do throws(ClientHelloError) {
                 let end = r.position + Int(try r.u16())
@@ -792,6 +929,8 @@ public struct HTTPSCounters: Sendable {
     /// Connections given up because more records waited for their secrets than a connection may hold.
     public var heldOverflow: UInt64 = 0
     public var keyUpdates: UInt64 = 0
+    /// TLS 1.3 0-RTT records skipped (under the early secret, which the tap does not use).
+    public var earlyDataRecords: UInt64 = 0
     public var h2Connections: UInt64 = 0
     public var http1Connections: UInt64 = 0
     public var otherApplications: UInt64 = 0
@@ -809,7 +948,7 @@ public struct HTTPSCounters: Sendable {
         bytesDecrypted += o.bytesDecrypted; connectionsHeld += o.connectionsHeld; keysLate += o.keysLate
         keysNeverCame += o.keysNeverCame; authenticationFailures += o.authenticationFailures
         unsupportedSuite += o.unsupportedSuite; notTLS += o.notTLS; gaps += o.gaps; heldOverflow += o.heldOverflow
-        keyUpdates += o.keyUpdates; h2Connections += o.h2Connections; http1Connections += o.http1Connections
+        keyUpdates += o.keyUpdates; earlyDataRecords += o.earlyDataRecords; h2Connections += o.h2Connections; http1Connections += o.http1Connections
         otherApplications += o.otherApplications; requests += o.requests; responses += o.responses
         lostSync += o.lostSync; tableFull += o.tableFull; memcapSkips += o.memcapSkips
     }

@@ -36,8 +36,14 @@ final class DecodeWorker: @unchecked Sendable {
     private var packet = DecodedPacket()
     /// Set by `finish`: flow records wait for the sink even under the live drop policy.
     private var finishing = false
+    private let liveClock: Bool
+    /// When parked TLS connections were last looked at (their clock).
+    private var lastParkedPoll: UInt64 = 0
 
-    init(configuration c: PipelineConfiguration, pool: FramePool) {
+    /// `liveClock`: parked TLS connections wait on the wall clock (live capture, where the key log line comes in
+    /// real time); otherwise on the packets' clock (replay, where the capture's time is what passes).
+    init(configuration c: PipelineConfiguration, pool: FramePool, liveClock: Bool = false) {
+        self.liveClock = liveClock
         self.pool = pool
         self.batchSize = c.batchSize
         self.dropWhenFull = c.onFullRing == .drop
@@ -105,12 +111,16 @@ final class DecodeWorker: @unchecked Sendable {
         finished.store(true, ordering: .releasing)
     }
 
-    /// Ended TLS connections whose records wait for their secrets (live: the key log line may come after the
-    /// connection's end): looked at when the worker is idle and every 1024 packets, on the live clock.
+    /// Ended TLS connections whose records wait for their secrets (the key log line may come after the
+    /// connection's end): looked at when the worker is idle and every 1024 packets, at most once a millisecond of
+    /// their clock (`liveClock`).
     @inline(__always)
     func pollParked() {
         guard let https, https.hasParked else { return }
-        https.poll(now: realtimeNanoseconds()) { self.publishEvent($0) }
+        let now = liveClock ? realtimeNanoseconds() : counters.lastTimestamp
+        guard now &- lastParkedPoll >= 1_000_000 else { return }
+        lastParkedPoll = now
+        https.poll(now: now) { self.publishEvent($0) }
     }
 
     /// Decodes one frame and hands it back to the source.

@@ -134,7 +134,7 @@ public final class LivePipeline: @unchecked Sendable {
             FramePool(umem: $0.umemArea, frameSize: $0.configuration.frameSize, frameCount: $0.configuration.frameCount)
         }
         let workerCount = live.threading == .inline ? 1 : c.workers
-        workers = pools.map { pool in (0..<workerCount).map { _ in DecodeWorker(configuration: c, pool: pool) } }
+        workers = pools.map { pool in (0..<workerCount).map { _ in DecodeWorker(configuration: c, pool: pool, liveClock: true) } }
         sink = FlowSink(inputs: workers.flatMap { $0.map(\.output) }, events: workers.flatMap { $0.map(\.events) },
                         maxDevices: c.maxDevices, observer: onFlow, eventObserver: onEvent)
         var sources: [XDPSource] = []

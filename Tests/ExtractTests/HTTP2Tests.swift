@@ -125,4 +125,43 @@ struct HTTP2Tests {
         #expect(events.count == 1)
         guard case .lostSync = events.first else { Issue.record("\(events)"); return }
     }
+
+    @Test("the table may grow past 4096 bytes only once the other side's SETTINGS allow it (up to 64 KiB)")
+    func tableSizeFromSettings() throws {
+        // A Dynamic Table Size Update to 8192 (001xxxxx: 0x3f, 8161 as 0xe1 0x3f), then :method GET.
+        let grow: [UInt8] = [0x3f, 0xe1, 0x3f, 0x82]
+        #expect(throws: HPACKDecoder.Failure.self) { try decode(HPACKDecoder(), grow) }
+        let d = HPACKDecoder()
+        d.allowTableSize(65536)
+        #expect(try decode(d, grow) == [[":method", "GET"]])
+        // Above 64 KiB is read as 64 KiB: a size update past it is refused.
+        let huge = HPACKDecoder()
+        huge.allowTableSize(1 << 20)
+        #expect(throws: HPACKDecoder.Failure.self) { try decode(huge, [0x3f, 0xe1, 0xff, 0x07, 0x82]) }  // 131072
+        let settings = frame(0x4, 0, 0, [0, 3, 0, 0, 0, 100, 0, 1, 0, 1, 0, 0])  // MAX_CONCURRENT_STREAMS, HEADER_TABLE_SIZE
+        #expect(read(.server, [settings, frame(0x4, 0x1, 0, [])]) == [.headerTableSize(65536)])  // the ACK says nothing
+    }
+
+    @Test("references to one large table entry expand to no more than maxKeptBytes of kept fields")
+    func amplification() {
+        // :status 200, cache-control (a 4000-byte value, added to the table), then 254 references to it.
+        var block: [UInt8] = [0x88, 0x58, 0x7f, 0xa1, 0x1e] + Array(repeating: 0x61, count: 4000)
+        block += Array(repeating: 0xbe, count: 254)
+        let events = read(.server, [frame(0x1, 0x4, 1, block)])
+        guard events.count == 1, case .headers(1, let h, false, nil) = events[0] else { Issue.record("\(events)"); return }
+        #expect(h.status == 200)
+        #expect(h.truncated)
+        let kept = h.kept["cache-control"]?.utf8.count ?? 0
+        #expect(kept > 0 && kept <= HTTP2Headers.maxKeptBytes)
+    }
+
+    @Test("a header value that is not UTF-8 is left out (the block still counts, the table stays in step)")
+    func notUTF8() {
+        // :status 200, server: 0xff 0xfe (literal without indexing, name index 54), then the next block reads on.
+        let events = read(.server, [frame(0x1, 0x4, 1, [0x88, 0x0f, 0x27, 0x02, 0xff, 0xfe]) + frame(0x1, 0x4, 3, [0x88])])
+        guard events.count == 2, case .headers(1, let h, false, nil) = events[0], case .headers(3, let next, false, nil) = events[1]
+        else { Issue.record("\(events)"); return }
+        #expect(h.status == 200 && h.kept["server"] == nil && h.truncated)
+        #expect(next.status == 200 && !next.truncated)
+    }
 }
