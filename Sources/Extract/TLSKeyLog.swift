@@ -73,7 +73,11 @@ public struct TLSKeyLogLine: Sendable {
         public var description: String {
             switch self {
             case .fieldCount(let n): "expected LABEL CLIENT_RANDOM SECRET, found \(n) fields"
-            case .unknownLabel(let l): "unknown label \(l.prefix(40))"
+            // Only a label-shaped word is repeated: a line cut or joined with another could put secret hex here.
+            case .unknownLabel(let l):
+                l.utf8.count <= 40 && l.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f })
+                    && l.utf8.contains(where: { ($0 >= 0x47 && $0 <= 0x5a) || $0 == 0x5f })  // not hex: G-Z or _
+                    ? "unknown label \(l)" : "unknown label (not shown: not a label's shape)"
             case .badClientRandom: "the client random is not 64 hex digits"
             case .badSecret: "the secret is not 32, 48 or 64 bytes of hex (48 for CLIENT_RANDOM)"
             }

@@ -61,18 +61,30 @@ public final class TLSKeyLogFollower: Service, @unchecked Sendable {
             return 0
         }
         warnedMissing = false
-        if fd < 0 || UInt64(st.st_ino) != inode || Int64(st.st_size) < offset {
+        var added = 0
+        let replaced = fd >= 0 && UInt64(st.st_ino) != inode
+        if fd < 0 || replaced || Int64(st.st_size) < offset {
             if fd >= 0 {
+                // Rotated: what was appended to the old file before it moved is read first (nothing is lost
+                // between our last read and the rename). Truncated: the bytes are gone.
+                if replaced { added += drain() }
                 close(fd)
                 log.info("TLS key log '\(path)' was replaced or truncated: reading it from its start")
             }
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return 0 }
+            guard fd >= 0 else { return added }
             inode = UInt64(st.st_ino)
             offset = 0
             partial = []
             lineNumber = 0
+        } else if Int64(st.st_size) == offset {
+            return 0  // nothing new: one stat(2)
         }
+        return added + drain()
+    }
+
+    /// Reads the open file from `offset` to its end; the lines accepted.
+    private func drain() -> Int {
         var added = 0
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

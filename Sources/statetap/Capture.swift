@@ -114,6 +114,7 @@ struct CaptureCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        try tls.validate(serving: control.serve != nil)
         _ = try makeLive()
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be > 0 seconds") }
         if statsInterval < 0 { throw ValidationError("--stats-interval must be >= 0") }

@@ -42,6 +42,7 @@ struct Replay: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
+        try tls.validate(serving: control.serve != nil)
         for f in files where !FileManager.default.isReadableFile(atPath: f) {
             let why = FileManager.default.fileExists(atPath: f) ? "permission denied" : "no such file"
             throw ValidationError("cannot read capture file '\(f)': \(why)")

@@ -42,6 +42,13 @@ struct TLSOptions: ParsableArguments {
         }
     }
 
+    /// Checks what needs the other option groups: secrets from the API need the API.
+    func validate(serving: Bool) throws {
+        if tlsKeysFromAPI && !serving {
+            throw ValidationError("--tls-keys-from-api needs --serve (the secrets come by POST /v1/tls-keys)")
+        }
+    }
+
     /// The key store and the follower of the key log, when HTTPS is read; sets the pipeline's configuration.
     func make(_ configuration: inout PipelineConfiguration, log: Logger) throws -> (TLSKeyStore, TLSKeyLogFollower?)? {
         guard tlsKeylog != nil || tlsKeysFromAPI else { return nil }

@@ -125,6 +125,10 @@ struct CLITests {
         (["replay", "/dev/null", "--serve", "127.0.0.1:8089", "--agent-networks", "10.0.0.0/40"], "--agent-networks: '10.0.0.0/40': the prefix length must be 0...32"),
         (["replay", "/dev/null", "--serve", "127.0.0.1:8089", "--agent-schemes", "ftp"], "--agent-schemes takes http, https or both"),
         (["replay", "/dev/null", "--agent-networks", "10.0.0.0/8"], "--edges, --advertise and --agent-networks need --serve"),
+        (["replay", "/dev/null", "--tls-keys-from-api"], "--tls-keys-from-api needs --serve"),
+        (["capture", "-i", "lo", "--tls-keys-from-api"], "--tls-keys-from-api needs --serve"),
+        (["replay", "/dev/null", "--tls-keylog", "/nonexistent.log"], "cannot read the TLS key log '/nonexistent.log'"),
+        (["replay", "/dev/null", "--tls-max-held", "0"], "--tls-max-held must be 1...4096 MB"),
     ])
     func badInput(arguments: [String], message: String) throws {
         let run = try statetap(arguments)

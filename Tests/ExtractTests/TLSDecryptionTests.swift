@@ -191,6 +191,12 @@ struct TLSKeyLogTests {
         // A problem's message never repeats the secret.
         let problem = TLSKeyLogLine.Problem.badSecret
         #expect(!problem.description.contains(secret32))
+        // Nor a word in the label's place that is not shaped like a label (a line joined with another's secret).
+        #expect(TLSKeyLogLine.Problem.unknownLabel("SECRET").description == "unknown label SECRET")
+        for word in [String(secret32.prefix(40)), "AB" + String(secret32.prefix(20)), "ab01", "Client_random"] {
+            let message = TLSKeyLogLine.Problem.unknownLabel(word).description
+            #expect(!message.contains(word), "\(message)")
+        }
     }
 
     @Test("the store: secrets by client random, never in a description; bounded in count and age, counted")
