@@ -239,10 +239,16 @@ public final class Agent: Sendable {
             if link.url.hasPrefix("https://") {
                 // Through the cache's TLS port, with the link's server name (see CacheTLSClients).
                 guard let tlsClients else { return .failed("an HTTPS link, and the agent has no --cache-https") }
-                let (url, c) = tlsClients.request(host: link.host, path: link.path)
-                r = HTTPClientRequest(url: url)
-                client = c
+                do throws(CacheTLSClients.TLSClientError) {
+                    let (url, c) = try tlsClients.request(host: link.host, path: link.path)
+                    r = HTTPClientRequest(url: url)
+                    client = c
+                } catch {
+                    return .failed(error.message)
+                }
             } else {
+                // The path is appended to the cache's URL: anything but an absolute path could change its authority.
+                guard link.path.hasPrefix("/") else { return .failed("the link's path does not start with /") }
                 r = HTTPClientRequest(url: configuration.cacheURL + link.path)
             }
             r.headers.add(name: "Host", value: link.host)

@@ -436,3 +436,34 @@ private enum JSONValue: Decodable {
         self = (try? c.decode(String.self)).map(JSONValue.string) ?? .other
     }
 }
+
+@Suite("Links from hostile traffic: the agent fetches them from its cache and nowhere else")
+struct HostileLinkTests {
+    @Test("an HTTPS link is fetched through the cache only when its host is a DNS name and its path absolute",
+          arguments: [
+              ("edge.lab", nil), ("edge.lab:8443", nil), ("CDN-1.Example.com.", nil), ("a.b-c.d", nil),
+              ("x@10.0.0.5", "not a DNS name"), ("10.0.0.5", "an IP address"), ("10.0.0.5:443", "an IP address"),
+              ("[::1]", "not a DNS name"), ("[::1]:443", "not a DNS name"), ("edge.lab/evil", "not a DNS name"),
+              ("edge.lab:", "not a DNS name"), ("edge.lab:80x", "not a DNS name"), ("edge lab", "not a DNS name"),
+              ("-edge.lab", "not a DNS name"), ("edge..lab", "not a DNS name"), ("", "not a DNS name"),
+              ("edge.lab:443@10.0.0.5", "not a DNS name"), ("0x7f000001", "an IP address"), ("a.0x7f", "an IP address"),
+          ] as [(String, String?)])
+    func hostPattern(_ host: String, _ problem: String?) throws {
+        let found = CacheTLSClients.hostProblem(host)
+        if let problem {
+            #expect(found?.contains(problem) == true, "\(host): \(found ?? "accepted")")
+        } else {
+            #expect(found == nil, "\(host): \(found ?? "")")
+        }
+    }
+
+    @Test("the URL goes to the cache's port with the link's name; a relative path is refused")
+    func requestURL() async throws {
+        let clients = try CacheTLSClients(cacheURL: "https://127.0.0.1:8443", caFile: nil)
+        let (url, _) = try clients.request(host: "Edge.Lab:443", path: "/a?b=1")
+        #expect(url == "https://edge.lab:8443/a?b=1")
+        #expect(throws: CacheTLSClients.TLSClientError.self) { try clients.request(host: "edge.lab", path: "@10.0.0.5/x") }
+        #expect(throws: CacheTLSClients.TLSClientError.self) { try clients.request(host: "x@10.0.0.5", path: "/x") }
+        await clients.shutdown()
+    }
+}
