@@ -140,7 +140,7 @@ func decimalInt(_ text: UnsafeRawBufferPointer) -> Int? {
 }
 
 /// True when `bytes` are valid UTF-8 (what a String made from them would hold unchanged).
-func validUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+package func validUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
     var it = bytes.makeIterator()
     var decoder = UTF8()
     while true {

@@ -104,17 +104,8 @@ extension ControlPlane {
             guard let keys = self.configuration.tlsKeys else {
                 throw APIError(.notFound, "HTTPS reading is off: start the tap with --tls-keylog FILE or --tls-keys-from-api")
             }
-            var request = request
-            let buffer: ByteBuffer
-            do {
-                buffer = try await request.collectBody(upTo: limit)
-            } catch is NIOTooManyBytesError {
-                throw APIError(.contentTooLarge, "request body larger than \(limit) bytes")
-            } catch {
-                throw APIError(.badRequest, "the request body could not be read: \(error)")
-            }
-            let bytes = Array(buffer.readableBytesView)
-            guard validUTF8Text(bytes) else { throw APIError(.badRequest, "the body is not UTF-8 text (key-log lines)") }
+            let bytes = try await bodyBytes(request, limit: limit)
+            guard bytes.withUnsafeBytes(validUTF8) else { throw APIError(.badRequest, "the body is not UTF-8 text (key-log lines)") }
             let intake = keys.add(text: Substring(String(decoding: bytes, as: UTF8.self)))
             if intake.accepted == 0, let (line, problem) = intake.firstProblem {
                 throw APIError(.badRequest, "no key-log line accepted: line \(line): \(problem)")
@@ -183,19 +174,6 @@ struct RequestCounter<Context: RequestContext>: RouterMiddleware {
         } catch let e as HTTPResponseError {
             metrics.request(route: context.endpointPath ?? "unmatched", status: Int(e.status.code))
             throw e
-        }
-    }
-}
-
-/// Whether bytes are UTF-8 (a key-log body is ASCII; anything else is refused before it is read as lines).
-func validUTF8Text(_ bytes: [UInt8]) -> Bool {
-    var it = bytes.makeIterator()
-    var decoder = UTF8()
-    while true {
-        switch decoder.decode(&it) {
-        case .scalarValue: continue
-        case .emptyInput: return true
-        case .error: return false
         }
     }
 }

@@ -99,10 +99,8 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, ex
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
-/// Reads a request body of at most `limit` bytes (413 beyond) and decodes it (400 with the decoder's reason).
-func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, decoder: JSONDecoder = JSONCoding.decoder,
-                              transform: (([UInt8]) throws -> [UInt8])? = nil) async throws -> T
-{
+/// A request's whole body, at most `limit` bytes (413 beyond, 400 when it cannot be read).
+func bodyBytes(_ request: Request, limit: Int) async throws -> [UInt8] {
     var request = request
     let buffer: ByteBuffer
     do {
@@ -112,7 +110,14 @@ func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, de
     } catch {
         throw APIError(.badRequest, "the request body could not be read: \(error)")
     }
-    var bytes = Array(buffer.readableBytesView)
+    return Array(buffer.readableBytesView)
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond) and decodes it (400 with the decoder's reason).
+func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, limit: Int, decoder: JSONDecoder = JSONCoding.decoder,
+                              transform: (([UInt8]) throws -> [UInt8])? = nil) async throws -> T
+{
+    var bytes = try await bodyBytes(request, limit: limit)
     if let transform { bytes = try transform(bytes) }
     if let duplicate = JSONDuplicateKeys.first(in: bytes) {
         // JSONDecoder would keep one of them silently: which one the sender meant is unknown.
