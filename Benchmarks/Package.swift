@@ -25,6 +25,8 @@ let package = Package(
         // The interposer Benchmark counts mallocs with (the same package and version Benchmark resolves): read
         // directly around a replay, to split its allocations into a fixed cost and a cost per event.
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.0"),
+        // The HTTPS benchmark's reference: AES-128-GCM straight from swift-crypto (statetap's own dependency).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // Fixtures shared by the benchmarks: the mixed frame set, pinned threads, the capture files for replay,
@@ -53,6 +55,15 @@ let package = Package(
         benchmarkTarget("ExtractBenchmark", dependencies: [
             .product(name: "StatetapExtract", package: "statetap"),
             .product(name: "StatetapTestSupport", package: "statetap"),
+        ]),
+        benchmarkTarget("HTTPSBenchmark", dependencies: [
+            .product(name: "StatetapPipeline", package: "statetap"),
+            .product(name: "StatetapExtract", package: "statetap"),
+            .product(name: "StatetapCapture", package: "statetap"),
+            .product(name: "StatetapDecode", package: "statetap"),
+            .product(name: "PacketCraft", package: "statetap"),
+            .product(name: "StatetapTestSupport", package: "statetap"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         benchmarkTarget("JournalBenchmark", dependencies: [
             .product(name: "StatetapJournal", package: "statetap"),
